@@ -1,0 +1,71 @@
+/**
+ * The member's environment file (Kubespray's /etc/etcd.env): `ETCD_*` variables that etcd reads
+ * at start. Rendering is pure; writing it to a host is an activity.
+ *
+ * ETCD_INITIAL_CLUSTER and ETCD_INITIAL_CLUSTER_STATE are read only when a member bootstraps an
+ * empty data dir, so rewriting them on a running member is harmless and needs no restart.
+ */
+import { type ClusterSpec, type Member, memberPaths } from '../spec/cluster';
+
+/** `name=peerURL,...` for ETCD_INITIAL_CLUSTER, in the given order. */
+export function initialClusterValue(members: Pick<Member, 'name' | 'peerURLs'>[]): string {
+  return members.flatMap((m) => m.peerURLs.map((u) => `${m.name}=${u}`)).join(',');
+}
+
+/** The ETCD_* variables of one member, Kubespray's set (TLS on peer and client URLs, client-cert auth on both). */
+export function memberEnv(
+  spec: Pick<ClusterSpec, 'layout' | 'token'>,
+  member: Member,
+  initialCluster: Pick<Member, 'name' | 'peerURLs'>[],
+  state: 'new' | 'existing',
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  const p = memberPaths(spec, member.name);
+  return {
+    ETCD_DATA_DIR: p.dataDir,
+    ETCD_NAME: member.name,
+    ETCD_ADVERTISE_CLIENT_URLS: member.clientURLs.join(','),
+    ETCD_INITIAL_ADVERTISE_PEER_URLS: member.peerURLs.join(','),
+    ETCD_INITIAL_CLUSTER_STATE: state,
+    ETCD_INITIAL_CLUSTER_TOKEN: spec.token,
+    ETCD_INITIAL_CLUSTER: initialClusterValue(initialCluster),
+    ETCD_LISTEN_CLIENT_URLS: member.clientURLs.join(','),
+    ETCD_LISTEN_PEER_URLS: member.peerURLs.join(','),
+    ETCD_METRICS: 'basic',
+    ETCD_TRUSTED_CA_FILE: p.caCert,
+    ETCD_CERT_FILE: p.cert,
+    ETCD_KEY_FILE: p.key,
+    ETCD_CLIENT_CERT_AUTH: 'true',
+    ETCD_PEER_TRUSTED_CA_FILE: p.caCert,
+    ETCD_PEER_CERT_FILE: p.cert,
+    ETCD_PEER_KEY_FILE: p.key,
+    ETCD_PEER_CLIENT_CERT_AUTH: 'true',
+    ...extra,
+  };
+}
+
+/** `KEY=value` lines. Values are written bare, as Kubespray and systemd's EnvironmentFile expect; none may hold a newline. */
+export function renderEnvFile(vars: Record<string, string>, header = '# Managed by etcd-steward; ETCD_INITIAL_CLUSTER* are read only when the data dir is empty.'): string {
+  const lines = [header];
+  for (const [k, v] of Object.entries(vars)) {
+    if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new Error(`environment variable name "${k}" is not valid`);
+    if (/[\n\r]/.test(v)) throw new Error(`value of ${k} holds a line break`);
+    lines.push(`${k}=${v}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Parses `KEY=value` lines (comments and blank lines ignored; optional surrounding quotes removed). */
+export function parseEnvFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+    if (!m) continue;
+    let v = m[2]!;
+    if (v.length >= 2 && ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'")))) v = v.slice(1, -1);
+    out[m[1]!] = v;
+  }
+  return out;
+}

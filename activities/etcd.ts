@@ -1,0 +1,159 @@
+/**
+ * Talking to etcd through its API (etcd3 over gRPC with TLS and a client certificate).
+ *
+ * `observeCluster` is the one reading every decision rests on: the member list as the cluster
+ * reports it, plus each member's own status (leader, raft indexes) asked of that member alone,
+ * without the client's retry-on-another-endpoint, so an unreachable member shows as such.
+ */
+import { noop } from 'cockatiel';
+import { Etcd3 } from 'etcd3';
+
+/** The worker's etcd client credentials (worker configuration, never part of a payload). */
+export interface EtcdCredentials {
+  caCert: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+
+export function etcdClient(endpoints: string[], creds: EtcdCredentials, opts: { retry?: boolean; timeoutMs?: number } = {}): Etcd3 {
+  const timeoutMs = opts.timeoutMs ?? 5_000;
+  return new Etcd3({
+    hosts: endpoints,
+    credentials: { rootCertificate: creds.caCert, certChain: creds.cert, privateKey: creds.key },
+    dialTimeout: timeoutMs,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+    ...(opts.retry === false ? { faultHandling: { global: noop, host: () => noop } } : {}),
+  });
+}
+
+/** One member as the cluster's member list reports it (ids are uint64 decimal strings). */
+export interface ListedMember {
+  id: string;
+  /** Empty for a member that was added but has not started yet. */
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+/** One member's own answer to Status, or why it gave none. */
+export interface MemberStatus {
+  id: string;
+  name: string;
+  endpoint: string | null;
+  ok: boolean;
+  error?: string;
+  leaderId?: string;
+  raftTerm?: string;
+  raftIndex?: string;
+  raftAppliedIndex?: string;
+  dbSizeBytes?: number;
+  version?: string;
+  isLearner: boolean;
+}
+
+export interface ClusterObservation {
+  members: ListedMember[];
+  statuses: MemberStatus[];
+  /** The leader all answering voters agree on, if they agree. */
+  leaderId: string | null;
+  /** Voting members, learners excluded. */
+  voters: number;
+  learners: number;
+  /** Every reason the cluster is not healthy right now; empty when it is. */
+  problems: string[];
+  healthy: boolean;
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message.split('\n')[0]! : String(e);
+}
+
+export async function listMembers(client: Etcd3): Promise<ListedMember[]> {
+  const res = await client.cluster.memberList({ linearizable: true });
+  return (res.members ?? []).map((m) => ({
+    id: String(m.ID),
+    name: m.name ?? '',
+    peerURLs: m.peerURLs ?? [],
+    clientURLs: m.clientURLs ?? [],
+    isLearner: Boolean(m.isLearner),
+  }));
+}
+
+export interface ObserveOptions {
+  /** Endpoints to ask for the member list (any member will do). */
+  endpoints: string[];
+  /** Client URLs to use for a member whose list entry has none yet (name -> URLs). */
+  knownClientURLs?: Record<string, string[]>;
+  /** Largest allowed spread of raft applied indexes among voters before they count as not converged. */
+  maxIndexSpread?: number;
+  timeoutMs?: number;
+}
+
+/** Reads the member list and every member's status, and says what (if anything) is unhealthy. */
+export async function observeCluster(creds: EtcdCredentials, opts: ObserveOptions): Promise<ClusterObservation> {
+  const maxSpread = opts.maxIndexSpread ?? 1000;
+  const listClient = etcdClient(opts.endpoints, creds, { timeoutMs: opts.timeoutMs });
+  let members: ListedMember[];
+  try {
+    members = await listMembers(listClient);
+  } catch (e) {
+    return { members: [], statuses: [], leaderId: null, voters: 0, learners: 0, problems: [`member list unavailable from ${opts.endpoints.join(', ')}: ${errText(e)}`], healthy: false };
+  } finally {
+    listClient.close();
+  }
+
+  const statuses = await Promise.all(
+    members.map(async (m): Promise<MemberStatus> => {
+      const urls = m.clientURLs.length > 0 ? m.clientURLs : (opts.knownClientURLs?.[m.name] ?? []);
+      const base = { id: m.id, name: m.name, isLearner: m.isLearner };
+      if (urls.length === 0) return { ...base, endpoint: null, ok: false, error: 'has no client URL yet (not started)' };
+      const endpoint = urls[0]!;
+      const c = etcdClient([endpoint], creds, { retry: false, timeoutMs: opts.timeoutMs ?? 3_000 });
+      try {
+        const s = await c.maintenance.status();
+        return {
+          ...base,
+          endpoint,
+          ok: true,
+          leaderId: String(s.leader),
+          raftTerm: String(s.raftTerm),
+          raftIndex: String(s.raftIndex),
+          raftAppliedIndex: String((s as { raftAppliedIndex?: string }).raftAppliedIndex ?? s.raftIndex),
+          dbSizeBytes: Number(s.dbSize),
+          version: s.version,
+          ...((s as { errors?: string[] }).errors?.length ? { error: (s as { errors: string[] }).errors.join('; ') } : {}),
+        };
+      } catch (e) {
+        return { ...base, endpoint, ok: false, error: errText(e) };
+      } finally {
+        c.close();
+      }
+    }),
+  );
+
+  const problems: string[] = [];
+  const voters = statuses.filter((s) => !s.isLearner);
+  const learners = statuses.filter((s) => s.isLearner);
+  for (const s of voters) {
+    if (!s.ok) problems.push(`voting member ${s.name || s.id} does not answer: ${s.error}`);
+    else if (s.error) problems.push(`voting member ${s.name} reports: ${s.error}`);
+  }
+  const leaders = new Set(voters.filter((s) => s.ok && s.leaderId && s.leaderId !== '0').map((s) => s.leaderId!));
+  const noLeader = voters.filter((s) => s.ok && (!s.leaderId || s.leaderId === '0'));
+  let leaderId: string | null = null;
+  if (leaders.size === 1 && noLeader.length === 0) {
+    leaderId = [...leaders][0]!;
+    if (!members.some((m) => m.id === leaderId && !m.isLearner)) problems.push(`the reported leader ${leaderId} is not a voting member`);
+  } else if (leaders.size === 0) {
+    problems.push('no leader');
+  } else {
+    problems.push(`members disagree on the leader (${[...leaders].join(', ')}${noLeader.length ? ', some see none' : ''})`);
+  }
+  const applied = voters.filter((s) => s.ok && s.raftAppliedIndex).map((s) => BigInt(s.raftAppliedIndex!));
+  if (applied.length > 1) {
+    const spread = applied.reduce((a, b) => (b > a ? b : a)) - applied.reduce((a, b) => (b < a ? b : a));
+    if (spread > BigInt(maxSpread)) problems.push(`raft applied indexes of the voters differ by ${spread} (more than ${maxSpread}): not converged`);
+  }
+  return { members, statuses, leaderId, voters: voters.length, learners: learners.length, problems, healthy: problems.length === 0 };
+}

@@ -1,0 +1,235 @@
+/**
+ * The cluster spec: how an etcd cluster is described once, validated with clear errors.
+ *
+ * Shared by the client (validates input), the workflows (types only: `import type`) and the
+ * activities. It holds no secrets: SSH identities and etcd client certificates are worker
+ * configuration (see worker/config.ts). Host keys are public and are pinned here.
+ *
+ * Paths and service commands are templates: `{name}` is replaced with the member's name, so
+ * the Kubespray layout (`member-{name}.pem`) and test beds that keep each host under its own
+ * directory are described the same way.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const memberName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+const hostOrIp = z
+  .string()
+  .min(1)
+  .refine((s) => isIP(s) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(s), {
+    message: 'must be an IP address or a DNS name',
+  });
+
+const httpsUrl = z
+  .string()
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'https:' || u.protocol === 'http:') && u.port !== '' && (u.pathname === '/' || u.pathname === '');
+    } catch {
+      return false;
+    }
+  }, 'must be a URL like https://10.0.0.1:2380 (scheme, host and port, no path)');
+
+/**
+ * A pinned SSH host key: either an OpenSSH public key line (`ssh-ed25519 AAAA...`, as in
+ * known_hosts or /etc/ssh/ssh_host_ed25519_key.pub) or its fingerprint (`SHA256:...`, as
+ * printed by `ssh-keygen -lf`).
+ */
+export const hostKeyPin = z
+  .string()
+  .trim()
+  .refine(
+    (s) => /^SHA256:[A-Za-z0-9+/]{43}=?$/.test(s) || /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=*( .*)?$/.test(s),
+    'must be an OpenSSH public key ("ssh-ed25519 AAAA...") or a fingerprint ("SHA256:..."); get it with `ssh-keyscan -t ed25519 HOST` or `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host',
+  );
+
+export const sshEndpointSchema = z.strictObject({
+  /** Where to reach the host's sshd; defaults to the member's address. */
+  host: hostOrIp.optional(),
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z.string().min(1).default('root'),
+  hostKey: hostKeyPin,
+});
+
+export const memberSchema = z.strictObject({
+  name: memberName,
+  /** The member's own address: its certificate's SANs and its default URLs use it. */
+  address: hostOrIp,
+  peerURLs: z.array(httpsUrl).min(1).optional(),
+  clientURLs: z.array(httpsUrl).min(1).optional(),
+  ssh: sshEndpointSchema,
+});
+
+export const layoutSchema = z.strictObject({
+  envFile: z.string().startsWith('/').default('/etc/etcd.env'),
+  certDir: z.string().startsWith('/').default('/etc/ssl/etcd/ssl'),
+  dataDir: z.string().startsWith('/').default('/var/lib/etcd'),
+  etcdBinary: z.string().startsWith('/').default('/usr/local/bin/etcd'),
+});
+
+export const serviceSchema = z.strictObject({
+  start: z.string().min(1).default('systemctl start etcd'),
+  stop: z.string().min(1).default('systemctl stop etcd'),
+  restart: z.string().min(1).default('systemctl restart etcd'),
+  /** Exit status 0 when the service runs. */
+  isActive: z.string().min(1).default('systemctl is-active --quiet etcd'),
+});
+
+export const clusterSpecSchema = z
+  .strictObject({
+    /** The cluster's name; the workflow id of its operations is derived from it (one at a time). */
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 letters, digits, ".", "_" or "-"'),
+    /** ETCD_INITIAL_CLUSTER_TOKEN; Kubespray's default. */
+    token: z.string().min(1).default('k8s_etcd'),
+    members: z.array(memberSchema).min(1, 'must list at least one member'),
+    layout: layoutSchema.default(layoutSchema.parse({})),
+    service: serviceSchema.default(serviceSchema.parse({})),
+    /** Where the CA lives: ca.pem and ca-key.pem in `dir` on member `host` (Kubespray: the first etcd host). */
+    ca: z
+      .strictObject({
+        host: memberName.optional(),
+        dir: z.string().startsWith('/').optional(),
+      })
+      .default({}),
+  })
+  .superRefine((spec, ctx) => checkUnique(spec.members, ctx, ['members']))
+  .superRefine((spec, ctx) => {
+    if (spec.ca.host !== undefined && !spec.members.some((m) => m.name === spec.ca.host)) {
+      ctx.addIssue({ code: 'custom', path: ['ca', 'host'], message: `names no member of the cluster ("${spec.ca.host}"); it must be one of: ${spec.members.map((m) => m.name).join(', ')}` });
+    }
+  });
+
+export type MemberInput = z.input<typeof memberSchema>;
+export type ClusterSpecInput = z.input<typeof clusterSpecSchema>;
+export type Layout = z.output<typeof layoutSchema>;
+export type ServiceCommands = z.output<typeof serviceSchema>;
+
+/** A member with every default filled in. */
+export interface Member {
+  name: string;
+  address: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  ssh: { host: string; port: number; user: string; hostKey: string };
+}
+
+/** A validated cluster spec with every default filled in: what workflows and activities receive. */
+export interface ClusterSpec {
+  name: string;
+  token: string;
+  members: Member[];
+  layout: Layout;
+  service: ServiceCommands;
+  ca: { host: string; dir: string };
+}
+
+function checkUnique(members: { name: string; address: string; peerURLs?: string[] | undefined; clientURLs?: string[] | undefined }[], ctx: z.RefinementCtx, path: (string | number)[]): void {
+  const seen = new Map<string, number>();
+  members.forEach((m, i) => {
+    const keys = [`name ${m.name}`, ...(m.peerURLs ?? defaultPeerURLs(m.address)).map((u) => `peer URL ${u}`), ...(m.clientURLs ?? defaultClientURLs(m.address)).map((u) => `client URL ${u}`)];
+    for (const k of keys) {
+      const j = seen.get(k);
+      if (j !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [...path, i], message: `${k} is also used by ${path.join('.')}[${j}]; every member needs its own` });
+      } else {
+        seen.set(k, i);
+      }
+    }
+  });
+}
+
+function urlHost(address: string): string {
+  return isIP(address) === 6 ? `[${address}]` : address;
+}
+export function defaultPeerURLs(address: string): string[] {
+  return [`https://${urlHost(address)}:2380`];
+}
+export function defaultClientURLs(address: string): string[] {
+  return [`https://${urlHost(address)}:2379`];
+}
+
+export function normalizeMember(m: z.output<typeof memberSchema>): Member {
+  return {
+    name: m.name,
+    address: m.address,
+    peerURLs: m.peerURLs ?? defaultPeerURLs(m.address),
+    clientURLs: m.clientURLs ?? defaultClientURLs(m.address),
+    ssh: { host: m.ssh.host ?? m.address, port: m.ssh.port, user: m.ssh.user, hostKey: m.ssh.hostKey },
+  };
+}
+
+/** Raised for input that does not validate; `issues` are "path: message" lines. */
+export class SpecError extends Error {
+  constructor(
+    readonly source: string,
+    readonly issues: string[],
+  ) {
+    super(`${source} is not valid:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'SpecError';
+  }
+}
+
+export function formatIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '');
+    return `${path || '(top level)'}: ${issue.message}`;
+  });
+}
+
+/** Validates a parsed cluster spec and fills in defaults. Throws SpecError naming each bad field. */
+export function parseClusterSpec(input: unknown, source = 'cluster spec'): ClusterSpec {
+  const result = clusterSpecSchema.safeParse(input);
+  if (!result.success) throw new SpecError(source, formatIssues(result.error));
+  const s = result.data;
+  const members = s.members.map(normalizeMember);
+  const caHost = s.ca.host ?? members[0]!.name;
+  return { name: s.name, token: s.token, members, layout: s.layout, service: s.service, ca: { host: caHost, dir: s.ca.dir ?? s.layout.certDir } };
+}
+
+/** Reads a cluster spec from a JSON or YAML file. */
+export function loadClusterSpec(file: string): ClusterSpec {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new SpecError(file, [`cannot be read: ${(e as Error).message}`]);
+  }
+  let doc: unknown;
+  try {
+    doc = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new SpecError(file, [`is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`]);
+  }
+  return parseClusterSpec(doc, file);
+}
+
+/** Replaces `{name}` in a layout path or service command template. */
+export function expand(template: string, name: string): string {
+  return template.replaceAll('{name}', name);
+}
+
+/** The files of one member under the Kubespray layout. */
+export function memberPaths(spec: Pick<ClusterSpec, 'layout'>, name: string) {
+  const certDir = expand(spec.layout.certDir, name);
+  return {
+    envFile: expand(spec.layout.envFile, name),
+    certDir,
+    caCert: `${certDir}/ca.pem`,
+    cert: `${certDir}/member-${name}.pem`,
+    key: `${certDir}/member-${name}-key.pem`,
+    dataDir: expand(spec.layout.dataDir, name),
+    etcdBinary: expand(spec.layout.etcdBinary, name),
+  };
+}
+
+export function findMember(spec: ClusterSpec, name: string): Member {
+  const m = spec.members.find((x) => x.name === name);
+  if (!m) throw new Error(`no member named "${name}" in cluster ${spec.name}`);
+  return m;
+}

@@ -1,0 +1,144 @@
+/**
+ * Processes the test bed starts, recorded by pid so teardown stops exactly those (and a bed left
+ * behind by a killed run is cleaned up by the next one), never anything found by name alone.
+ */
+import { spawn, execFile } from 'node:child_process';
+import { openSync, readFileSync, writeFileSync, existsSync, closeSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export interface Recorded {
+  pid: number;
+  what: string;
+  /** A string the process's command line must contain for it to still be ours. */
+  mark: string;
+}
+
+const registry = (dir: string) => join(dir, 'pids.json');
+
+export function readRecorded(dir: string): Recorded[] {
+  try {
+    return JSON.parse(readFileSync(registry(dir), 'utf8')) as Recorded[];
+  } catch {
+    return [];
+  }
+}
+
+export function record(dir: string, r: Recorded): void {
+  writeFileSync(registry(dir), JSON.stringify([...readRecorded(dir), r], null, 1));
+}
+
+export function cmdline(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return null;
+  }
+}
+
+/** True when pid is alive (and not a zombie) and its command line contains `mark`. */
+export function isOurs(pid: number, mark: string): boolean {
+  const c = cmdline(pid);
+  if (c === null || !c.includes(mark)) return false;
+  try {
+    return !/^\S+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Process start time in clock ticks since boot (field 22 of /proc/PID/stat): changes when a pid is reused or restarted. */
+export function startTicks(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[19]);
+  } catch {
+    return null;
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** SIGTERM, then SIGKILL after `graceMs`, for each process that is still ours. */
+export async function stopProcesses(procs: Recorded[], graceMs = 5_000): Promise<void> {
+  const live = procs.filter((p) => isOurs(p.pid, p.mark));
+  for (const p of live) {
+    try {
+      process.kill(p.pid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && live.some((p) => isOurs(p.pid, p.mark))) await sleep(50);
+  for (const p of live) {
+    if (isOurs(p.pid, p.mark)) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+  while (live.some((p) => isOurs(p.pid, p.mark))) await sleep(20);
+}
+
+/** Starts a long-running process detached from us, output to `logFile`, and records its pid. */
+export function spawnRecorded(dir: string, what: string, file: string, args: string[], logFile: string, mark: string): number {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  if (child.pid === undefined) throw new Error(`cannot start ${what} (${file})`);
+  child.unref();
+  record(dir, { pid: child.pid, what, mark });
+  return child.pid;
+}
+
+/** Waits until a TCP port accepts connections. */
+export async function waitForPort(host: string, port: number, timeoutMs: number, what: string, logFile?: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createConnection({ host, port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) {
+      const tail = logFile && existsSync(logFile) ? `\n--- last lines of ${logFile} ---\n${readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n')}` : '';
+      throw new Error(`${what} did not listen on ${host}:${port} within ${timeoutMs} ms${tail}`);
+    }
+    await sleep(100);
+  }
+}
+
+/** True when nothing listens on host:port. */
+export async function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = createConnection({ host, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+  });
+}
+
+/** Runs a bash script locally; throws with its stderr on failure. */
+export async function bash(script: string, stdin?: string): Promise<string> {
+  const p = execFileP('bash', ['-c', script], { maxBuffer: 16 * 1024 * 1024 });
+  p.child.stdin?.end(stdin ?? '');
+  try {
+    return (await p).stdout;
+  } catch (e) {
+    const err = e as Error & { stderr?: string };
+    throw new Error(`local script failed: ${err.stderr?.trim() || err.message}`);
+  }
+}
