@@ -1,0 +1,31 @@
+/**
+ * The activities the worker registers: every side effect of an operation lives here.
+ *
+ * Activities receive names, paths and URLs, never secrets: the SSH identity and the etcd client
+ * certificate are given to `createActivities` by the worker from its own configuration.
+ * Every activity is idempotent: running it twice leaves the same state as running it once.
+ */
+import { type ClusterObservation, type EtcdCredentials, observeCluster } from './etcd';
+import type { SshIdentity } from './ssh';
+
+export interface ActivityDeps {
+  ssh: SshIdentity;
+  etcd: EtcdCredentials;
+}
+
+export interface ObserveInput {
+  /** Client URLs to ask for the member list. */
+  endpoints: string[];
+  maxIndexSpread?: number;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    /** Reads the member list and each member's status; read-only, so trivially idempotent. */
+    async observeCluster(input: ObserveInput): Promise<ClusterObservation> {
+      return observeCluster(deps.etcd, input);
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,27 @@
+/**
+ * The worker: connects to Temporal, registers the workflows (bundled from workflows/) and the
+ * activities wired to this worker's secrets, and polls the task queue.
+ */
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from '../activities';
+
+export const WORKFLOWS_PATH = require.resolve('../workflows');
+
+export interface CreateWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  deps: ActivityDeps;
+  /** A prebuilt bundle (tests build one and share it); otherwise workflows/ is bundled now. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities(opts.deps),
+  });
+}

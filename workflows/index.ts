@@ -1,0 +1,2 @@
+// The workflows the worker registers. Deterministic code only: no I/O, no clocks, no Node APIs.
+export { clusterHealth } from './health';
