@@ -69,3 +69,22 @@ export function parseEnvFile(text: string): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * Sets one variable in an env file's text, keeping every other line as it is: the line
+ * `KEY=...` is replaced (all of them, if repeated), or appended when missing.
+ */
+export function setEnvVar(text: string, key: string, value: string): string {
+  if (/[\n\r]/.test(value)) throw new Error(`value of ${key} holds a line break`);
+  const re = new RegExp(`^(\\s*(?:export\\s+)?)${key}=.*$`);
+  let found = false;
+  const lines = text.split('\n').map((line) => {
+    const m = re.exec(line);
+    if (!m) return line;
+    found = true;
+    return `${m[1]}${key}=${value}`;
+  });
+  if (found) return lines.join('\n');
+  const body = text === '' || text.endsWith('\n') ? text : `${text}\n`;
+  return `${body}${key}=${value}\n`;
+}

@@ -6,6 +6,9 @@
  * Every activity is idempotent: running it twice leaves the same state as running it once.
  */
 import { type ClusterObservation, type EtcdCredentials, observeCluster } from './etcd';
+import { hostActivities } from './host';
+import { membershipActivities } from './membership';
+import { preflightActivities } from './preflight';
 import type { SshIdentity } from './ssh';
 
 export interface ActivityDeps {
@@ -25,6 +28,9 @@ export function createActivities(deps: ActivityDeps) {
     async observeCluster(input: ObserveInput): Promise<ClusterObservation> {
       return observeCluster(deps.etcd, input);
     },
+    ...preflightActivities(deps.ssh, deps.etcd),
+    ...hostActivities(deps.ssh),
+    ...membershipActivities(deps.etcd),
   };
 }
 

@@ -1,0 +1,170 @@
+/**
+ * Membership changes through the etcd API. Each is idempotent: a member is found by its peer
+ * URLs before anything is added or removed, so a retry after a lost reply changes nothing.
+ *
+ * Facts they respect (etcd 3.4, measured here):
+ * - the etcd3 client retries a failed call on another endpoint, so a MemberAdd that succeeded
+ *   can come back as "Peer URLs already exists": look the member up by peer URL;
+ * - MemberAdd soon after any member (re)starts can answer "unhealthy cluster" (strict reconfig
+ *   check: every peer connected for 5 s): retryable;
+ * - "too many learner members in cluster" and "can only promote a learner member which is in
+ *   sync with leader" are states to wait out; "member not learner" on promote means done.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Member } from '../spec/cluster';
+import { type EtcdCredentials, type ListedMember, etcdClient, listMembers } from './etcd';
+
+export interface LearnerRef {
+  /** Client URLs of current members, to reach the cluster. */
+  endpoints: string[];
+  member: Pick<Member, 'name' | 'peerURLs' | 'clientURLs'>;
+}
+
+export interface JoinResult {
+  id: string;
+  /** true when a member with these peer URLs was already there (a retry, or a leftover adopted). */
+  existed: boolean;
+  isLearner: boolean;
+}
+
+export interface CatchUpResult {
+  id: string;
+  tookMs: number;
+  leaderApplied: string;
+  learnerApplied: string;
+  lag: number;
+  samples: number;
+}
+
+const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+function findByPeer(members: ListedMember[], peerURLs: string[]): ListedMember | undefined {
+  return members.find((x) => x.peerURLs.some((u) => peerURLs.includes(u)));
+}
+
+export function membershipActivities(creds: EtcdCredentials) {
+  async function withClient<T>(endpoints: string[], f: (c: ReturnType<typeof etcdClient>) => Promise<T>): Promise<T> {
+    const c = etcdClient(endpoints, creds, { timeoutMs: 10_000 });
+    try {
+      return await f(c);
+    } finally {
+      c.close();
+    }
+  }
+
+  return {
+    /** MemberAdd{isLearner: true}; a member already holding these peer URLs is reused. Never adds a voter. */
+    async addLearner({ endpoints, member }: LearnerRef): Promise<JoinResult> {
+      return withClient(endpoints, async (c) => {
+        const found = findByPeer(await listMembers(c), member.peerURLs);
+        if (found) {
+          if (found.name !== '' && found.name !== member.name) {
+            throw ApplicationFailure.nonRetryable(`peer URL ${member.peerURLs.join(',')} already belongs to member "${found.name}" (${found.id}), not ${member.name}`, 'PeerUrlTaken');
+          }
+          return { id: found.id, existed: true, isLearner: found.isLearner };
+        }
+        try {
+          const r = await c.cluster.memberAdd({ peerURLs: member.peerURLs, isLearner: true });
+          return { id: String(r.member!.ID), existed: false, isLearner: true };
+        } catch (e) {
+          const msg = errText(e);
+          if (/already exists/i.test(msg)) {
+            const again = findByPeer(await listMembers(c), member.peerURLs);
+            if (again) return { id: again.id, existed: true, isLearner: again.isLearner };
+          }
+          if (/too many learner/i.test(msg)) throw ApplicationFailure.retryable(`another learner is pending; waiting for it: ${msg}`, 'TooManyLearners');
+          if (/unhealthy cluster/i.test(msg)) throw ApplicationFailure.retryable(`etcd refuses membership changes until every peer has been connected for 5 s: ${msg}`, 'UnhealthyCluster');
+          throw e;
+        }
+      });
+    },
+
+    /** MemberPromote; "member not learner" means it already was promoted. */
+    async promoteLearner({ endpoints, member }: LearnerRef): Promise<{ id: string; alreadyVoter: boolean }> {
+      return withClient(endpoints, async (c) => {
+        const found = findByPeer(await listMembers(c), member.peerURLs);
+        if (!found) throw ApplicationFailure.nonRetryable(`${member.name} is not a member any more (peer URLs ${member.peerURLs.join(',')}): it cannot be promoted`, 'LearnerGone');
+        if (!found.isLearner) return { id: found.id, alreadyVoter: true };
+        try {
+          await c.cluster.memberPromote({ ID: found.id });
+          return { id: found.id, alreadyVoter: false };
+        } catch (e) {
+          const msg = errText(e);
+          if (/not learner/i.test(msg)) return { id: found.id, alreadyVoter: true };
+          if (/in sync with leader/i.test(msg)) throw ApplicationFailure.retryable(`${member.name} is not in sync with the leader yet: ${msg}`, 'LearnerNotInSync');
+          throw e;
+        }
+      });
+    },
+
+    /** Compensation: removes the member with these peer URLs if it is a learner; never removes a voter. */
+    async removeLearner({ endpoints, member }: LearnerRef): Promise<{ removed: boolean; id?: string }> {
+      return withClient(endpoints, async (c) => {
+        const found = findByPeer(await listMembers(c), member.peerURLs);
+        if (!found) return { removed: false };
+        if (!found.isLearner) throw ApplicationFailure.nonRetryable(`${member.name} (${found.id}) is a voting member; compensation removes learners only`, 'NotALearner');
+        try {
+          await c.cluster.memberRemove({ ID: found.id });
+        } catch (e) {
+          if (!/member not found/i.test(errText(e))) throw e;
+        }
+        return { removed: true, id: found.id };
+      });
+    },
+
+    /**
+     * Waits until the learner's applied index is within `maxLag` of the leader's, on two samples
+     * in a row, heartbeating the lag. Cancellable (abort): it stops at the next heartbeat.
+     */
+    async awaitCatchUp({ endpoints, member, maxLag, pollMs }: LearnerRef & { maxLag: number; pollMs?: number }): Promise<CatchUpResult> {
+      const ctx = Context.current();
+      const t0 = Date.now();
+      let good = 0;
+      let samples = 0;
+      for (;;) {
+        samples++;
+        const sample = await sampleLag(creds, endpoints, member).catch((e: unknown) => ({ error: errText(e) }));
+        if ('error' in sample) {
+          good = 0;
+          ctx.heartbeat({ waiting: sample.error });
+        } else {
+          ctx.heartbeat({ lag: sample.lag, leaderApplied: sample.leaderApplied, learnerApplied: sample.learnerApplied });
+          good = sample.lag <= maxLag ? good + 1 : 0;
+          if (good >= 2) return { id: sample.id, tookMs: Date.now() - t0, leaderApplied: sample.leaderApplied, learnerApplied: sample.learnerApplied, lag: sample.lag, samples };
+        }
+        await ctx.sleep(pollMs ?? 250);
+      }
+    },
+  };
+}
+
+/** The learner's applied index against the leader's, each asked of that member alone. */
+async function sampleLag(creds: EtcdCredentials, endpoints: string[], member: LearnerRef['member']) {
+  const list = etcdClient(endpoints, creds, { timeoutMs: 5_000 });
+  let members: ListedMember[];
+  try {
+    members = await listMembers(list);
+  } finally {
+    list.close();
+  }
+  const me = findByPeer(members, member.peerURLs);
+  if (!me) throw ApplicationFailure.nonRetryable(`${member.name} is no longer in the member list`, 'LearnerGone');
+  const status = async (url: string) => {
+    const c = etcdClient([url], creds, { retry: false, timeoutMs: 3_000 });
+    try {
+      return await c.maintenance.status();
+    } finally {
+      c.close();
+    }
+  };
+  const mine = await status(member.clientURLs[0]!).catch((e: unknown) => {
+    throw new Error(`${member.name} does not answer yet: ${errText(e)}`);
+  });
+  const leader = members.find((x) => x.id === String(mine.leader));
+  if (!leader || leader.clientURLs.length === 0) throw new Error(`${member.name} sees no leader yet`);
+  const ls = await status(leader.clientURLs[0]!);
+  const applied = (s: typeof ls) => BigInt((s as { raftAppliedIndex?: string }).raftAppliedIndex ?? s.raftIndex);
+  const lag = applied(ls) - applied(mine);
+  return { id: me.id, leaderApplied: applied(ls).toString(), learnerApplied: applied(mine).toString(), lag: Number(lag < 0n ? 0n : lag) };
+}

@@ -1,0 +1,131 @@
+/** Shared set-up for integration tests: a Temporal dev server, an in-process worker, a client. */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { StewardClient } from '../client';
+import { etcdClient, listMembers, type EtcdCredentials, type ListedMember } from '../activities/etcd';
+import type { Bed } from '../testbed';
+import { startTemporal, type TemporalServer } from '../testbed/temporal';
+import { createWorker } from '../worker';
+import { DEFAULT_TASK_QUEUE } from '../worker/config';
+
+let runtimeInstalled = false;
+
+export interface Stack {
+  temporal: TemporalServer;
+  steward: StewardClient;
+  /** Starts a worker with the bed's secrets (one at a time). */
+  startWorker(bed: Bed): Promise<void>;
+  stopWorker(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(): Promise<Stack> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const temporal = await startTemporal({ dir: join(tmpdir(), 'etcd-steward-temporal') });
+  const connection = await NativeConnection.connect({ address: temporal.address });
+  const steward = await StewardClient.connect({ address: temporal.address });
+  let current: { worker: Worker; running: Promise<void> } | null = null;
+  const stopWorker = async () => {
+    if (!current) return;
+    current.worker.shutdown();
+    await current.running;
+    current = null;
+  };
+  return {
+    temporal,
+    steward,
+    async startWorker(bed: Bed) {
+      await stopWorker();
+      const worker = await createWorker({ connection, namespace: temporal.namespace, taskQueue: DEFAULT_TASK_QUEUE, deps: { ssh: bed.sshIdentity, etcd: bed.etcdCredentials } });
+      current = { worker, running: worker.run() };
+    },
+    stopWorker,
+    async stop() {
+      await stopWorker();
+      await steward.close();
+      await connection.close();
+      await temporal.stop();
+    },
+  };
+}
+
+/** Samples the member list in the background (I1: never more than one learner; new members appear as learners first). */
+export class MembershipSampler {
+  readonly samples: ListedMember[][] = [];
+  private stopped = false;
+  private loop: Promise<void>;
+  constructor(endpoints: string[], creds: EtcdCredentials, everyMs = 100) {
+    const c = etcdClient(endpoints, creds, { timeoutMs: 2_000 });
+    this.loop = (async () => {
+      while (!this.stopped) {
+        try {
+          this.samples.push(await listMembers(c));
+        } catch {
+          /* a sample lost while a member restarts is fine */
+        }
+        await new Promise((r) => setTimeout(r, everyMs));
+      }
+      c.close();
+    })();
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+  maxLearners(): number {
+    return Math.max(0, ...this.samples.map((s) => s.filter((m) => m.isLearner).length));
+  }
+  /** Names (or peer URLs) first seen as voters without ever being seen as learners. */
+  addedAsVoters(initial: string[]): string[] {
+    const seenLearner = new Set<string>();
+    const bad = new Set<string>();
+    for (const s of this.samples) {
+      for (const m of s) {
+        const key = m.peerURLs.join(',');
+        if (m.isLearner) seenLearner.add(key);
+        else if (!initial.includes(key) && !seenLearner.has(key)) bad.add(key);
+      }
+    }
+    return [...bad];
+  }
+}
+
+/** Polls until `f` returns a truthy value. */
+export async function waitFor<T>(what: string, f: () => Promise<T> | T, timeoutMs = 60_000, everyMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v) return v as NonNullable<T>;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * A workflow history as text with every payload decoded (payload data is base64 in the history
+ * JSON, so a plain search of it would find nothing: I8's scan must look at the decoded text).
+ */
+export function decodedHistoryText(history: unknown): string {
+  const out: string[] = [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (k === 'data' && typeof x === 'string') out.push(Buffer.from(x, 'base64').toString('utf8'));
+        else if (k === 'data' && x instanceof Uint8Array) out.push(Buffer.from(x).toString('utf8'));
+        else walk(x);
+      }
+    } else if (typeof v === 'string') out.push(v);
+  };
+  walk(history);
+  return out.join('\n');
+}
