@@ -25,12 +25,12 @@ export type ApprovalPolicy = (typeof approvalPolicies)[number];
 export const scaleOutPolicySchema = z.strictObject({
   /** When the gate waits for an operator's `approve`: never, before every batch, or before the first only. */
   approval: z.enum(approvalPolicies, { error: `must be one of: ${approvalPolicies.join(', ')}` }).default('never'),
-  /** How long the gate may wait for the cluster to be healthy before the operation fails (nothing changed in that batch). */
-  gateTimeoutMs: duration('gateTimeout').default(10 * 60_000),
+  /** (ms once validated) How long the gate may wait for the cluster to be healthy before the operation fails (nothing changed in that batch). */
+  gateTimeout: duration('gateTimeout').default(10 * 60_000),
   /** How long a learner may take to catch up before it is rolled back. */
-  catchUpTimeoutMs: duration('catchUpTimeout').default(30 * 60_000),
+  catchUpTimeout: duration('catchUpTimeout').default(30 * 60_000),
   /** Deadline of each other step (cert, join, config-sync, start, promote) including its retries. */
-  stepTimeoutMs: duration('stepTimeout').default(5 * 60_000),
+  stepTimeout: duration('stepTimeout').default(5 * 60_000),
   /** A learner is promoted once its applied index is within this many entries of the leader's. */
   maxCatchUpLag: z.number().int().min(0).default(100),
   /** The gate wants the voters' applied indexes within this spread (converged). */

@@ -66,4 +66,150 @@ describe('scaleOut', () => {
     assert.equal(status.phase, 'completed');
     assert.deepEqual(status.warnings, []);
   });
+
+  it('each-batch approval: waits at the gate until approve arrives; status shows it waiting; an even target is flagged', async () => {
+    const b = await freshBed();
+    const op = await stack.steward.startScaleOut({ spec: b.spec, add: newMembers(b, ['etcd4']), policy: { approval: 'each-batch' } });
+    const waiting = await waitFor('the gate to wait for approval', async () => {
+      const s = await op.status();
+      return s.phase === 'gate' && s.waitingFor.some((w) => w.startsWith('approval of batch 1 (etcd4)')) ? s : null;
+    });
+    assert.equal(waiting.members.find((m) => m.name === 'etcd4')?.state, 'planned');
+    assert.ok(waiting.warnings.some((w) => w.includes('target size 4 is even')), waiting.warnings.join('; '));
+    await new Promise((r) => setTimeout(r, 1500));
+    const o = await b.observe();
+    assert.equal(o.members.length, 3, 'nothing is added before approval');
+    assert.equal((await op.status()).phase, 'gate');
+    await op.approve({ by: 'test' });
+    const result = await op.result();
+    assert.equal(result.outcome, 'completed');
+    assert.deepEqual(result.members, ['etcd1', 'etcd2', 'etcd3', 'etcd4']);
+    assert.ok(result.warnings.some((w) => w.includes('even')));
+    const events = (await op.status()).events.map((e) => e.message);
+    assert.ok(events.some((e) => e === 'batch 1 approved by test'), events.join('\n'));
+  });
+
+  it('a second operation on the same cluster is refused while one runs (I9)', async () => {
+    const b = bed; // the cluster from the previous test, now 4 members
+    const spec = { ...b.spec, members: [...b.spec.members, Bed.memberInput(b.host('etcd4'))] };
+    const op = await stack.steward.startScaleOut({ spec, add: newMembers(b, ['etcd5']), policy: { approval: 'each-batch' } });
+    await assert.rejects(stack.steward.startScaleOut({ spec, add: newMembers(b, ['etcd5']) }), (e: unknown) => {
+      assert.ok(e instanceof Error && e.name === 'OperationRunningError', String(e));
+      assert.match(e.message, /cluster "bed" already has an operation running \(workflow etcd-steward-bed\)/);
+      return true;
+    });
+    await op.abort({ reason: 'test over', by: 'test' });
+    const r = await op.result();
+    assert.equal(r.outcome, 'aborted');
+    assert.deepEqual(r.rolledBack, [], 'aborted at the gate: nothing to roll back');
+    assert.equal((await b.observe()).members.length, 4);
+  });
+
+  it('abort while the learner catches up: learner removed, its etcd stopped, data dir emptied, back to 3 healthy voters (I7)', async () => {
+    const b = await freshBed();
+    const op = await stack.steward.startScaleOut({ spec: b.spec, add: newMembers(b, ['etcd4']) });
+    // Freeze the learner the moment it starts, so it cannot catch up before the abort arrives.
+    const pid = await waitFor('etcd4 to start', () => b.etcdPid('etcd4'), 60_000, 10);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await waitFor('the catch-up step', async () => (await op.status()).phase === 'catch-up');
+      assert.equal((await b.observe()).learners, 1);
+      await op.abort({ reason: 'operator changed their mind', by: 'test' });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const r = await op.result();
+    assert.equal(r.outcome, 'aborted');
+    assert.deepEqual(r.rolledBack, ['etcd4']);
+    assert.deepEqual(r.members, ['etcd1', 'etcd2', 'etcd3']);
+    assert.equal(r.abort?.reason, 'operator changed their mind');
+    const o = await b.waitHealthy(30_000);
+    assert.equal(o.voters, 3);
+    assert.equal(o.learners, 0);
+    assert.equal(b.etcdPid('etcd4'), null, "etcd4's etcd is stopped");
+    const { readdirSync, existsSync } = await import('node:fs');
+    const dataDir = memberPaths(b.spec, 'etcd4').dataDir;
+    assert.ok(!existsSync(dataDir) || readdirSync(dataDir).length === 0, 'data dir emptied');
+    assert.equal(existsSync(memberPaths(b.spec, 'etcd4').envFile), false, "etcd4's env file removed");
+    for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.doesNotMatch(envOf(b, n).ETCD_INITIAL_CLUSTER!, /etcd4/, `${n} env restored`);
+  });
+
+  it('an existing member down before a batch: the gate holds and nothing is added; back up, the operation completes (I4)', async () => {
+    const b = await freshBed();
+    const svc = (cmd: string) => cmd.replaceAll('{name}', 'etcd2');
+    const { sshRun } = await import('../activities/ssh');
+    await sshRun(b.host('etcd2').ssh, b.sshIdentity, svc(b.spec.service.stop));
+    const op = await stack.steward.startScaleOut({ spec: b.spec, add: newMembers(b, ['etcd4']) });
+    const held = await waitFor('the gate to hold on etcd2', async () => {
+      const s = await op.status();
+      return s.phase === 'gate' && s.waitingFor.some((w) => w.includes('etcd2 does not answer')) ? s : null;
+    });
+    assert.equal(held.members.find((m) => m.name === 'etcd4')?.state, 'planned');
+    await new Promise((r) => setTimeout(r, 3000));
+    const during = await b.observe();
+    assert.equal(during.members.length, 3, 'nothing added while etcd2 is down');
+    assert.equal((await op.status()).phase, 'gate');
+    await sshRun(b.host('etcd2').ssh, b.sshIdentity, svc(b.spec.service.start));
+    const r = await op.result();
+    assert.equal(r.outcome, 'completed');
+    assert.equal((await b.observe()).voters, 4);
+  });
+
+  it('the new member cannot start (its client port is taken): compensation runs, membership is back, the error says why', async () => {
+    const b = await freshBed();
+    const { createServer } = await import('node:net');
+    const squatter = createServer();
+    await new Promise<void>((res) => squatter.listen(2379, b.host('etcd4').address, res));
+    try {
+      const op = await stack.steward.startScaleOut({ spec: b.spec, add: newMembers(b, ['etcd4']), policy: { stepTimeout: '40s' } });
+      await assert.rejects(op.result(), (e: unknown) => {
+        const msg = causeChain(e);
+        assert.match(msg, /address already in use/, msg);
+        assert.match(msg, /Rolled back: etcd4/, msg);
+        assert.match(msg, /Voting members now: etcd1, etcd2, etcd3/, msg);
+        return true;
+      });
+    } finally {
+      squatter.close();
+    }
+    const o = await b.waitHealthy(30_000);
+    assert.deepEqual(o.members.map((m) => m.name).sort(), ['etcd1', 'etcd2', 'etcd3']);
+    assert.equal(o.learners, 0);
+    for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.doesNotMatch(envOf(b, n).ETCD_INITIAL_CLUSTER!, /etcd4/);
+  });
+
+  it('bad input fails before any change, naming the problem', async () => {
+    const b = bed; // healthy 3-member cluster from the previous test
+    const { SpecError } = await import('../spec/cluster');
+    // refused by the client: duplicate name, a peer URL of an existing member
+    await assert.rejects(
+      stack.steward.startScaleOut({ spec: b.spec, add: [{ ...Bed.memberInput(b.host('etcd4')), name: 'etcd2' }] }),
+      (e: unknown) => e instanceof SpecError && e.issues.some((i) => i.startsWith('add[0].name: name "etcd2" is already used by spec.members[1]')),
+    );
+    await assert.rejects(stack.steward.startScaleOut({ spec: b.spec, add: [{ ...Bed.memberInput(b.host('etcd4')), peerURLs: ['https://127.10.0.1:2380'] }] }), (e: unknown) =>
+      e instanceof SpecError && e.issues.some((i) => i.includes('add[0].peerURLs[0]: URL https://127.10.0.1:2380 is already used by spec.members[0] (etcd1)')),
+    );
+    // refused by the worker's preflight: a host key that does not match its pin, an unreachable host
+    const wrongKey = { ...Bed.memberInput(b.host('etcd4')), ssh: { ...Bed.memberInput(b.host('etcd4')).ssh, hostKey: b.host('etcd5').hostKey } };
+    const op1 = await stack.steward.startScaleOut({ spec: b.spec, add: [wrongKey] });
+    await assert.rejects(op1.result(), (e: unknown) => /add\[0\] \(etcd4\): etcd4 .*host key does not match its pin/.test(causeChain(e)));
+    const nowhere = { ...Bed.memberInput(b.host('etcd4')), ssh: { ...Bed.memberInput(b.host('etcd4')).ssh, port: 1 } };
+    const op2 = await stack.steward.startScaleOut({ spec: b.spec, add: [nowhere] });
+    await assert.rejects(op2.result(), (e: unknown) => /cannot reach sshd/.test(causeChain(e)));
+    const o = await b.observe();
+    assert.equal(o.members.length, 3, 'membership unchanged');
+    const { existsSync } = await import('node:fs');
+    assert.equal(existsSync(memberPaths(b.spec, 'etcd4').envFile), false, 'nothing written to etcd4');
+  });
 });
+
+/** Every message in an error's cause chain, joined. */
+function causeChain(e: unknown): string {
+  const parts: string[] = [];
+  let x: unknown = e;
+  while (x instanceof Error) {
+    parts.push(x.message);
+    x = (x as { cause?: unknown }).cause;
+  }
+  return parts.join(' <- ');
+}

@@ -13,7 +13,15 @@ pidfile=$root/run/etcd.pid
 log=$root/log/etcd.log
 bin=${ETCD_BINARY:-/usr/bin/etcd}
 
-running() { start-stop-daemon --status --pidfile "$pidfile" >/dev/null 2>&1; }
+# Running means: the pidfile names a live process that is not a zombie. (Where pid 1 is slow to
+# reap orphans, a dead etcd lingers as a zombie that `start-stop-daemon --status` still counts.)
+running() {
+  local pid state
+  pid=$(cat "$pidfile" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+  state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
 
 do_start() {
   # like `systemctl start`: starting a running service is a no-op
@@ -31,7 +39,7 @@ do_start() {
     sleep 0.25
     if ! running; then
       echo "etcd-service: etcd exited right after start; last lines of $log:" >&2
-      tail -n 5 "$log" >&2
+      tail -n 2 "$log" >&2
       rm -f "$pidfile"
       return 1
     fi
@@ -40,7 +48,11 @@ do_start() {
 
 do_stop() {
   # like `systemctl stop`: stopping a stopped service succeeds
-  start-stop-daemon --stop --quiet --pidfile "$pidfile" --exec "$bin" --retry TERM/20/KILL/5 --remove-pidfile >/dev/null 2>&1 || true
+  if running; then
+    start-stop-daemon --stop --quiet --pidfile "$pidfile" --exec "$bin" --signal TERM >/dev/null 2>&1 || true
+    for _ in $(seq 1 100); do running || break; sleep 0.2; done
+    if running; then kill -KILL "$(cat "$pidfile")" 2>/dev/null || true; sleep 0.2; fi
+  fi
   rm -f "$pidfile"
 }
 

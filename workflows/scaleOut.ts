@@ -60,15 +60,15 @@ class AbortRequested extends Error {}
 
 export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
   const { spec, add, policy } = input;
-  const step = { scheduleToCloseTimeout: policy.stepTimeoutMs, startToCloseTimeout: Math.min(policy.stepTimeoutMs, 120_000) };
+  const step = { scheduleToCloseTimeout: policy.stepTimeout, startToCloseTimeout: Math.min(policy.stepTimeout, 120_000) };
   const retry: RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '15 seconds' };
   const acts = proxyActivities<Activities>({ ...step, retry });
   const { preflightScaleOut } = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { ...retry, maximumAttempts: 3 } });
   const { observeCluster } = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: { ...retry, maximumAttempts: 2 } });
   const { startMember } = proxyActivities<Activities>({ ...step, retry: { ...retry, maximumAttempts: 3 } });
   const { awaitCatchUp } = proxyActivities<Activities>({
-    scheduleToCloseTimeout: policy.catchUpTimeoutMs,
-    startToCloseTimeout: policy.catchUpTimeoutMs,
+    scheduleToCloseTimeout: policy.catchUpTimeout,
+    startToCloseTimeout: policy.catchUpTimeout,
     heartbeatTimeout: '10 seconds',
     retry,
   });
@@ -186,7 +186,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
 
   async function gate(batch: number, voters: Member[], needApproval: boolean): Promise<ClusterObservation> {
     phase('gate');
-    let deadline = Date.now() + policy.gateTimeoutMs;
+    let deadline = Date.now() + policy.gateTimeout;
     let delay = 1_000;
     let approved = !needApproval;
     for (;;) {
@@ -195,7 +195,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
         status.waitingFor = [`resume (paused${status.paused.by ? ` by ${status.paused.by}` : ''}${status.paused.reason ? `: ${status.paused.reason}` : ''})`];
         publish();
         await condition(() => !status.paused || status.abort !== null);
-        deadline = Date.now() + policy.gateTimeoutMs; // time paused does not count against the health deadline
+        deadline = Date.now() + policy.gateTimeout; // time paused does not count against the health deadline
         continue;
       }
       const o = await observeCluster({ endpoints: endpoints(voters), maxIndexSpread: policy.maxIndexSpread });
@@ -216,7 +216,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
       }
       if (Date.now() >= deadline) {
         throw ApplicationFailure.nonRetryable(
-          `the quorum gate before batch ${batch + 1} (${add[batch]!.name}) stayed closed for ${Math.round(policy.gateTimeoutMs / 1000)} s: ${blockers.join('; ')}`,
+          `the quorum gate before batch ${batch + 1} (${add[batch]!.name}) stayed closed for ${Math.round(policy.gateTimeout / 1000)} s: ${blockers.join('; ')}`,
           'GateTimeout',
         );
       }
