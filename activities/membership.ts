@@ -37,6 +37,11 @@ export interface CatchUpResult {
   samples: number;
 }
 
+/** A state to wait out, not an error: retried by the activity's retry policy and logged at DEBUG only. */
+function waitState(message: string, type: string): ApplicationFailure {
+  return ApplicationFailure.create({ message, type, nonRetryable: false, category: 'BENIGN' });
+}
+
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function findByPeer(members: ListedMember[], peerURLs: string[]): ListedMember | undefined {
@@ -73,8 +78,8 @@ export function membershipActivities(creds: EtcdCredentials) {
             const again = findByPeer(await listMembers(c), member.peerURLs);
             if (again) return { id: again.id, existed: true, isLearner: again.isLearner };
           }
-          if (/too many learner/i.test(msg)) throw ApplicationFailure.retryable(`another learner is pending; waiting for it: ${msg}`, 'TooManyLearners');
-          if (/unhealthy cluster/i.test(msg)) throw ApplicationFailure.retryable(`etcd refuses membership changes until every peer has been connected for 5 s: ${msg}`, 'UnhealthyCluster');
+          if (/too many learner/i.test(msg)) throw waitState(`another learner is pending; waiting for it: ${msg}`, 'TooManyLearners');
+          if (/unhealthy cluster/i.test(msg)) throw waitState(`etcd refuses membership changes until every peer has been connected for 5 s: ${msg}`, 'UnhealthyCluster');
           throw e;
         }
       });
@@ -92,7 +97,7 @@ export function membershipActivities(creds: EtcdCredentials) {
         } catch (e) {
           const msg = errText(e);
           if (/not learner/i.test(msg)) return { id: found.id, alreadyVoter: true };
-          if (/in sync with leader/i.test(msg)) throw ApplicationFailure.retryable(`${member.name} is not in sync with the leader yet: ${msg}`, 'LearnerNotInSync');
+          if (/in sync with leader/i.test(msg)) throw waitState(`${member.name} is not in sync with the leader yet: ${msg}`, 'LearnerNotInSync');
           throw e;
         }
       });

@@ -12,6 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowHandle, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { type ClusterSpec, type MemberInput, type ClusterSpecInput, parseClusterSpec } from '../spec/cluster';
 import { type ScaleOutPolicyInput, parseScaleOutInput } from '../spec/operations';
 import type { HealthReport } from '../workflows/health';
@@ -41,7 +42,25 @@ export interface StewardClientOptions {
   address?: string;
   namespace?: string;
   taskQueue?: string;
+  /** How long connecting may take before it fails (default: the SDK's, 10 seconds). */
+  connectTimeout?: Duration;
 }
+
+/** One etcd-steward workflow run, as listed by `listOperations()`. */
+export interface OperationSummary {
+  workflowId: string;
+  runId: string;
+  /** The workflow type: `scaleOut`, or `clusterHealth` for a health check. */
+  type: string;
+  /** The cluster it is about, read from the workflow id. */
+  cluster: string;
+  /** RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT, ... */
+  status: string;
+  startTime: Date;
+  closeTime?: Date;
+}
+
+const HEALTH_ID_PREFIX = 'etcd-steward-health-';
 
 /** The workflow id of a cluster's operation: one at a time per cluster. */
 export function operationWorkflowId(cluster: string): string {
@@ -108,7 +127,7 @@ export class StewardClient {
   ) {}
 
   static async connect(opts: StewardClientOptions = {}): Promise<StewardClient> {
-    const connection = await Connection.connect({ address: opts.address ?? '127.0.0.1:7233' });
+    const connection = await Connection.connect({ address: opts.address ?? '127.0.0.1:7233', ...(opts.connectTimeout !== undefined ? { connectTimeout: opts.connectTimeout } : {}) });
     return new StewardClient(new Client({ connection, namespace: opts.namespace ?? 'default' }), connection, opts.taskQueue ?? DEFAULT_TASK_QUEUE);
   }
 
@@ -117,7 +136,7 @@ export class StewardClient {
     const valid = parseClusterSpec(spec);
     return this.temporal.workflow.execute('clusterHealth', {
       taskQueue: this.taskQueue,
-      workflowId: `etcd-steward-health-${valid.name}-${randomUUID()}`,
+      workflowId: `${HEALTH_ID_PREFIX}${valid.name}-${randomUUID()}`,
       args: [valid],
       workflowExecutionTimeout: '2 minutes',
     });
@@ -149,6 +168,33 @@ export class StewardClient {
   /** The current (or latest) operation on a cluster. */
   operation<R = unknown>(cluster: string): Operation<R> {
     return new Operation<R>(this.temporal.workflow.getHandle(operationWorkflowId(cluster)));
+  }
+
+  /**
+   * Recent etcd-steward workflow runs in this namespace, running ones first, then the most
+   * recently closed (the visibility store's order). Health checks only with `includeHealthChecks`.
+   */
+  async listOperations(opts: { limit?: number; includeHealthChecks?: boolean } = {}): Promise<OperationSummary[]> {
+    const limit = opts.limit ?? 20;
+    const query = `WorkflowId STARTS_WITH '${operationWorkflowId('')}'` + (opts.includeHealthChecks ? '' : " AND WorkflowType != 'clusterHealth'");
+    const out: OperationSummary[] = [];
+    if (limit <= 0) return out;
+    for await (const w of this.temporal.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
+      const cluster = w.type === 'clusterHealth' && w.workflowId.startsWith(HEALTH_ID_PREFIX)
+        ? w.workflowId.slice(HEALTH_ID_PREFIX.length, -37) // `-<uuid>` is 37 characters
+        : w.workflowId.slice(operationWorkflowId('').length);
+      out.push({
+        workflowId: w.workflowId,
+        runId: w.runId,
+        type: w.type,
+        cluster,
+        status: w.status.name,
+        startTime: w.startTime,
+        ...(w.closeTime ? { closeTime: w.closeTime } : {}),
+      });
+      if (out.length >= limit) break;
+    }
+    return out;
   }
 
   async close(): Promise<void> {

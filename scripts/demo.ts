@@ -2,76 +2,129 @@
  * `npm run demo`: the main job on this machine, with real parts only.
  *
  * Brings up the test bed (5 loopback hosts with sshd, a 3-member TLS etcd cluster on the first
- * three), a Temporal dev server with its Web UI, and a worker; then runs the clusterHealth
- * workflow and prints what it saw. Exits non-zero unless the cluster is healthy.
- * `--keep` leaves everything running to explore (the Web UI, `npm run bed -- down` to stop).
+ * three), a Temporal dev server with its Web UI, and a worker; puts data and a steady write
+ * load on the cluster; scales it 3 → 5 with the scaleOut workflow while it serves writes; and
+ * reports what the writers saw. Exits non-zero unless the cluster ends healthy with 5 voters.
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { StewardClient } from '../client';
+import { StewardClient, type OperationStatus } from '../client';
+import { approvalPolicies, type ApprovalPolicy } from '../spec/operations';
 import { Bed } from '../testbed';
+import { WriteLoad } from '../testbed/load';
 import { startTemporal } from '../testbed/temporal';
 import { createWorker } from '../worker';
 import { DEFAULT_TASK_QUEUE } from '../worker/config';
-import type { HealthReport } from '../workflows/health';
 
 const opts = new Command('demo')
-  .description('bring up a local TLS etcd cluster on loopback hosts and report its health through a Temporal workflow')
+  .description('scale a local 3-member TLS etcd cluster to 5 through Temporal while it serves writes')
+  .addOption(new Option('--approval <policy>', 'when the quorum gate waits for an operator').choices(approvalPolicies).default('never'))
+  .option('--data-mb <n>', 'data written before the scale-out', (v) => Number(v), 20)
+  .option('--rate <n>', 'writes per second during the scale-out', (v) => Number(v), 100)
   .option('--keep', 'leave the bed, the Temporal server and its Web UI running at the end', false)
   .option('--temporal-port <port>', 'Temporal frontend port', (v) => Number(v), 17233)
   .option('--ui-port <port>', 'Temporal Web UI port', (v) => Number(v), 18233)
   .parse()
-  .opts<{ keep: boolean; temporalPort: number; uiPort: number }>();
+  .opts<{ approval: ApprovalPolicy; dataMb: number; rate: number; keep: boolean; temporalPort: number; uiPort: number }>();
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const t0 = Date.now();
-const secs = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const stamp = () => `[${secs(Date.now() - t0).padStart(7)}]`;
+const say = (line: string) => console.log(`${stamp()} ${line}`);
+
 async function step<T>(label: string, f: () => Promise<T>): Promise<T> {
   const s = Date.now();
-  process.stdout.write(`${label} ... `);
   const r = await f();
-  process.stdout.write(`done (${secs(s)})\n`);
+  say(`${label} (${secs(Date.now() - s)})`);
   return r;
 }
 
-function printReport(r: HealthReport): void {
-  console.log(`\ncluster "${r.cluster}": ${r.healthy ? 'healthy' : 'NOT healthy'}; ${r.voters} voting members, ${r.learners} learners, leader ${r.leader ?? 'none'}`);
-  console.log(`quorum ${r.quorum}, can lose ${r.failureTolerance} more member(s) without losing it`);
-  for (const m of r.members) {
-    const db = m.dbSizeBytes !== undefined ? `${(m.dbSizeBytes / 1024).toFixed(0)} KiB` : '-';
-    console.log(`  ${m.name.padEnd(8)} ${m.learner ? 'learner' : 'voter  '} ${m.answers ? 'answers' : 'DOWN   '} applied=${(m.raftAppliedIndex ?? '-').padEnd(6)} db=${db.padEnd(8)} ${m.version ?? ''} ${m.error ?? ''}`);
-  }
-  for (const p of r.problems) console.log(`  problem: ${p}`);
-}
-
 async function main(): Promise<number> {
-  console.log('etcd-steward demo: real etcd, real sshd, real TLS, a real Temporal dev server — all on loopback.\n');
-  const bed = await step('test bed: 5 hosts on 127.10.0.1-5 with sshd, 3-member TLS etcd cluster on etcd1-3', () => Bed.up({ hosts: 5, members: 3 }));
+  console.log('etcd-steward demo: real etcd, real sshd, real TLS and a real Temporal dev server, all on loopback.\n');
+  const bed = await step('test bed up: 5 hosts on 127.10.0.1-5 with sshd; 3-member TLS etcd cluster on etcd1-3', () => Bed.up({ hosts: 5, members: 3 }));
   let temporal: Awaited<ReturnType<typeof startTemporal>> | undefined;
   let connection: NativeConnection | undefined;
   let steward: StewardClient | undefined;
+  let load: WriteLoad | undefined;
   try {
-    temporal = await step('Temporal dev server and Web UI', () => startTemporal({ dir: join(tmpdir(), 'etcd-steward-temporal'), port: opts.temporalPort, uiPort: opts.uiPort }));
-    console.log(`  Web UI: ${temporal.uiUrl}/namespaces/default/workflows`);
+    temporal = await step('Temporal dev server and Web UI up', () => startTemporal({ dir: join(tmpdir(), 'etcd-steward-temporal'), port: opts.temporalPort, uiPort: opts.uiPort }));
     connection = await NativeConnection.connect({ address: temporal.address });
-    const worker = await step('worker (bundling the workflows)', () =>
+    const worker = await step('worker ready', () =>
       createWorker({ connection: connection!, namespace: temporal!.namespace, taskQueue: DEFAULT_TASK_QUEUE, deps: { ssh: bed.sshIdentity, etcd: bed.etcdCredentials } }),
     );
     steward = await StewardClient.connect({ address: temporal.address });
-    const report = await worker.runUntil(step('clusterHealth workflow', () => steward!.clusterHealth(bed.spec)));
-    printReport(report);
-    const ok = report.healthy && report.voters === 3;
-    console.log(`\n${ok ? 'OK' : 'FAILED'}: the cluster is ${report.healthy ? 'healthy' : 'not healthy'} with ${report.voters} voting members (total ${secs(t0)})`);
+
+    load = new WriteLoad({ endpoints: bed.endpoints, credentials: bed.etcdCredentials, rate: opts.rate, maxDurationMs: 15 * 60_000 });
+    if (opts.dataMb > 0) await step(`${opts.dataMb} MB of data written`, () => load!.prefill(opts.dataMb));
+    load.start();
+    say(`write load started: ${opts.rate} writes/s`);
+    const before = bed.etcdProcesses();
+
+    const op = await steward.startScaleOut({
+      spec: bed.spec,
+      add: ['etcd4', 'etcd5'].map((n) => Bed.memberInput(bed.host(n))),
+      policy: { approval: opts.approval },
+    });
+    say(`scaleOut started: workflow ${op.workflowId}`);
+    say(`  watch it in the Web UI: ${temporal.uiUrl}/namespaces/default/workflows/${op.workflowId}`);
+    if (opts.approval !== 'never') {
+      say(`  approval "${opts.approval}": send the "approve" signal from the Web UI (Send a Signal → approve), or run`);
+      say(`    npm run steward -- approve --cluster ${bed.spec.name} --address ${temporal.address}`);
+    }
+
+    // Progress: every new event of the operation, as it happens.
+    const seen = new Set<string>();
+    const showNew = (s: OperationStatus | undefined) => {
+      for (const e of s?.events ?? []) {
+        const key = `${e.at} ${e.message}`;
+        if (!seen.has(key)) {
+          seen.add(key);
+          say(`  ${e.message}`);
+        }
+      }
+    };
+    const progress = setInterval(() => op.status().then(showNew, () => undefined), 300);
+    let outcome: string;
+    let error: string | undefined;
+    const opStart = Date.now();
+    try {
+      const result = await worker.runUntil(op.result());
+      outcome = result.outcome;
+    } catch (e) {
+      outcome = 'failed';
+      error = causeChain(e);
+    } finally {
+      clearInterval(progress);
+    }
+    const opMs = Date.now() - opStart;
+    showNew(await op.status().catch(() => undefined));
+    const writes = await load.stop();
+    load = undefined;
+
+    const after = bed.etcdProcesses();
+    const restarted = ['etcd1', 'etcd2', 'etcd3'].filter((n) => JSON.stringify(before[n]) !== JSON.stringify(after[n]));
+    const health = await bed.observe();
+    const names = health.members.filter((m) => !m.isLearner).map((m) => m.name).sort();
+    const ok = outcome === 'completed' && health.healthy && names.join() === 'etcd1,etcd2,etcd3,etcd4,etcd5' && restarted.length === 0;
+
+    console.log('\nsummary');
+    console.log(`scale-out 3 → 5: ${outcome} in ${secs(opMs)}${error ? `: ${error}` : ''}`);
+    console.log(`existing members restarted: ${restarted.length}${restarted.length ? ` (${restarted.join(', ')})` : ''}`);
+    console.log(`writes: ${writes.ok} ok, ${writes.failed} failed, longest gap ${writes.longestGapMs} ms`);
+    console.log(`write latency: p50 ${writes.p50Ms} ms, p99 ${writes.p99Ms} ms, max ${writes.maxMs} ms${writes.errors.length ? `; errors: ${writes.errors.join(' | ')}` : ''}`);
+    console.log(`cluster: ${health.voters} voting members (${names.join(', ')}), ${health.learners} learners, ${health.healthy ? 'healthy' : `NOT healthy: ${health.problems.join('; ')}`}`);
+    console.log(`\n${ok ? 'OK' : 'FAILED'} (total ${secs(Date.now() - t0)})`);
     if (opts.keep) {
-      console.log(`\nLeft running: the bed in ${bed.dir}, Temporal at ${temporal.address}, Web UI ${temporal.uiUrl}.`);
-      console.log('Stop it all with: npm run bed -- down');
+      console.log(`\nLeft running: the bed in ${bed.dir}, Temporal at ${temporal.address}, Web UI ${temporal.uiUrl}. Stop it all with: npm run bed -- down`);
       temporal = undefined;
     }
     return ok ? 0 : 1;
   } finally {
+    await load?.stop();
     await steward?.close();
     await connection?.close();
     if (!opts.keep) {
@@ -79,6 +132,12 @@ async function main(): Promise<number> {
       await bed.down();
     }
   }
+}
+
+function causeChain(e: unknown): string {
+  const parts: string[] = [];
+  for (let x: unknown = e; x instanceof Error; x = (x as { cause?: unknown }).cause) if (x.message && !parts.includes(x.message)) parts.push(x.message);
+  return parts.at(-1) ?? String(e);
 }
 
 main().then(

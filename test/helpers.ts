@@ -20,12 +20,20 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(): Promise<Stack> {
+export interface StackOptions {
+  /** The Temporal server's directory; default $TMPDIR/etcd-steward-temporal. */
+  dir?: string;
+  /** Frontend and Web UI ports on 127.0.0.1; default 17233 and 18233. */
+  port?: number;
+  uiPort?: number;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
-  const temporal = await startTemporal({ dir: join(tmpdir(), 'etcd-steward-temporal') });
+  const temporal = await startTemporal({ dir: opts.dir ?? join(tmpdir(), 'etcd-steward-temporal'), port: opts.port, uiPort: opts.uiPort });
   const connection = await NativeConnection.connect({ address: temporal.address });
   const steward = await StewardClient.connect({ address: temporal.address });
   let current: { worker: Worker; running: Promise<void> } | null = null;

@@ -134,6 +134,8 @@ export async function portFree(host: string, port: number): Promise<boolean> {
 /** Runs a bash script locally; throws with its stderr on failure. */
 export async function bash(script: string, stdin?: string): Promise<string> {
   const p = execFileP('bash', ['-c', script], { maxBuffer: 16 * 1024 * 1024 });
+  // A script that exits without reading its input makes the write fail with EPIPE: not an error here.
+  p.child.stdin?.on('error', () => undefined);
   p.child.stdin?.end(stdin ?? '');
   try {
     return (await p).stdout;

@@ -1,0 +1,145 @@
+/**
+ * A steady write load on the bed's cluster, as a Kubernetes API server would put on it, and the
+ * figures that show whether anything served noticed an operation: failed writes, the longest
+ * gap between successful writes, latency percentiles. Bounded: it stops by itself after
+ * `maxDurationMs` even if nobody calls stop().
+ */
+import { randomBytes } from 'node:crypto';
+import { type EtcdCredentials, etcdClient } from '../activities/etcd';
+
+export interface LoadOptions {
+  endpoints: string[];
+  credentials: EtcdCredentials;
+  /** Writes per second; default 100. */
+  rate?: number;
+  valueBytes?: number;
+  /** Hard stop; default 10 minutes. */
+  maxDurationMs?: number;
+  /** Per-write deadline; default 5 s. */
+  timeoutMs?: number;
+}
+
+export interface LoadReport {
+  ok: number;
+  failed: number;
+  /** Longest time between two successful write completions while the load ran, ms. */
+  longestGapMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  durationMs: number;
+  /** The first few distinct errors. */
+  errors: string[];
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export class WriteLoad {
+  private readonly client;
+  private timer: NodeJS.Timeout | undefined;
+  private hardStop: NodeJS.Timeout | undefined;
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly latencies: number[] = [];
+  private ok = 0;
+  private failed = 0;
+  private lastOk = 0;
+  private longestGap = 0;
+  private seq = 0;
+  private started = 0;
+  private readonly errors = new Set<string>();
+  private readonly value: Buffer;
+
+  constructor(private readonly opts: LoadOptions) {
+    this.client = etcdClient(opts.endpoints, opts.credentials, { timeoutMs: opts.timeoutMs ?? 5_000 });
+    this.value = randomBytes(opts.valueBytes ?? 256);
+  }
+
+  /** Writes `megabytes` of data first (10 KiB values), so catch-up has something to catch up on. */
+  async prefill(megabytes: number, onProgress?: (doneMb: number) => void): Promise<void> {
+    const value = randomBytes(10 * 1024);
+    const total = Math.ceil((megabytes * 1024) / 10);
+    let next = 0;
+    const worker = async () => {
+      while (next < total) {
+        const i = next++;
+        await this.client.put(`prefill/${String(i).padStart(7, '0')}`).value(value);
+        if (onProgress && i % 200 === 0) onProgress(Math.round((i * 10) / 1024));
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+  }
+
+  start(): void {
+    const rate = this.opts.rate ?? 100;
+    this.started = Date.now();
+    this.lastOk = this.started;
+    const tickMs = 10;
+    let due = 0;
+    this.timer = setInterval(() => {
+      due += (rate * tickMs) / 1000;
+      while (due >= 1) {
+        due -= 1;
+        this.writeOne();
+      }
+    }, tickMs);
+    this.hardStop = setTimeout(() => void this.stop(), this.opts.maxDurationMs ?? 10 * 60_000);
+  }
+
+  private writeOne(): void {
+    if (this.inflight.size >= 500) {
+      this.failed++;
+      this.errors.add('more than 500 writes outstanding');
+      return;
+    }
+    const t0 = Date.now();
+    const p = this.client
+      .put(`load/${String(this.seq++ % 10_000).padStart(5, '0')}`)
+      .value(this.value)
+      .then(
+        () => {
+          const now = Date.now();
+          this.ok++;
+          this.latencies.push(now - t0);
+          this.longestGap = Math.max(this.longestGap, now - this.lastOk);
+          this.lastOk = now;
+        },
+        (e: unknown) => {
+          this.failed++;
+          if (this.errors.size < 5) this.errors.add(e instanceof Error ? e.message.split('\n')[0]! : String(e));
+        },
+      )
+      .finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+  }
+
+  private stopping: Promise<LoadReport> | undefined;
+
+  /** Stops issuing writes, waits for those in flight, and reports (the same report on every call). */
+  stop(): Promise<LoadReport> {
+    this.stopping ??= this.finish();
+    return this.stopping;
+  }
+
+  private async finish(): Promise<LoadReport> {
+    clearInterval(this.timer);
+    clearTimeout(this.hardStop);
+    await Promise.all([...this.inflight]);
+    const end = Date.now();
+    this.longestGap = Math.max(this.longestGap, this.ok > 0 ? 0 : end - this.started);
+    this.client.close();
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    return {
+      ok: this.ok,
+      failed: this.failed,
+      longestGapMs: this.longestGap,
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      maxMs: sorted.at(-1) ?? 0,
+      durationMs: end - this.started,
+      errors: [...this.errors],
+    };
+  }
+}
