@@ -1,0 +1,200 @@
+// Integration: the operator CLI as a child process, against a real bed (etcd, sshd, TLS) and a
+// real Temporal dev server with an in-process worker. Its own addresses, ports and directories
+// (127.21.0.x, 27233/28233, /tmp/etcd-steward-cli-*), so it can run beside the other suites.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Bed } from '../testbed';
+import { startStack, waitFor, type Stack } from './helpers';
+
+const ROOT = resolve(__dirname, '..');
+const TEMPORAL = { dir: '/tmp/etcd-steward-cli-temporal', port: 27233, uiPort: 28233 };
+
+interface Run {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `node --import tsx client/cli.ts ARGS`, with the Temporal address from the environment. */
+function cli(args: string[], timeoutMs = 60_000): Promise<Run> {
+  const env: NodeJS.ProcessEnv = { ...process.env, STEWARD_TEMPORAL_ADDRESS: `127.0.0.1:${TEMPORAL.port}` };
+  for (const k of ['STEWARD_NAMESPACE', 'STEWARD_TASK_QUEUE', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS']) delete env[k];
+  return new Promise((res) => {
+    execFile(process.execPath, ['--import', 'tsx', '--disable-warning=DEP0123', 'client/cli.ts', ...args], { cwd: ROOT, env, timeout: timeoutMs }, (err, stdout, stderr) => {
+      const e = err as (Error & { code?: number | string; signal?: string }) | null;
+      res({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
+    });
+  });
+}
+
+const show = (r: Run) => `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+const noStack = (r: Run) => assert.doesNotMatch(r.stderr, /\n\s+at .+:\d+:\d+/, `no stack trace expected:\n${show(r)}`);
+
+describe('the operator CLI', () => {
+  let stack: Stack;
+  let bed: Bed;
+  let files: string;
+  const f = (name: string) => join(files, name);
+
+  before(async () => {
+    files = mkdtempSync(join(tmpdir(), 'etcd-steward-cli-files-'));
+    [stack, bed] = await Promise.all([startStack(TEMPORAL), Bed.up({ hosts: 4, members: 3, net: '127.21.0', dir: '/tmp/etcd-steward-cli-bed' })]);
+    await stack.startWorker(bed);
+    writeFileSync(f('spec.json'), JSON.stringify(bed.spec, null, 2));
+    writeFileSync(f('add.json'), JSON.stringify([Bed.memberInput(bed.host('etcd4'))], null, 2));
+    writeFileSync(f('add-dup.json'), JSON.stringify([{ ...Bed.memberInput(bed.host('etcd4')), name: 'etcd2' }], null, 2));
+  });
+  after(async () => {
+    await stack?.stop();
+    await bed?.down();
+    if (files) rmSync(files, { recursive: true, force: true });
+  });
+
+  it('health: the report of a healthy cluster, exit 0', async () => {
+    const r = await cli(['health', '--spec', f('spec.json')]);
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /^cluster bed: healthy$/m, show(r));
+    assert.match(r.stdout, /3 voting member\(s\), 0 learner\(s\), leader etcd[123], quorum 2, can lose 1 more/, show(r));
+    for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.match(r.stdout, new RegExp(`^\\s+${n}\\s+[0-9a-f]+\\s+voter\\s+yes\\s+\\d+`, 'm'), show(r));
+  });
+
+  it('bad input and usage errors: exit 2 with the issues named, nothing started', async () => {
+    const dup = await cli(['scale-out', '--spec', f('spec.json'), '--add', f('add-dup.json')]);
+    assert.equal(dup.code, 2, show(dup));
+    assert.match(dup.stderr, /^scale-out request is not valid:$/m, show(dup));
+    assert.match(dup.stderr, /^ {2}- add\[0\]\.name: name "etcd2" is already used by spec\.members\[1\] \(etcd2\)$/m, show(dup));
+    noStack(dup);
+    const badTimeout = await cli(['scale-out', '--spec', f('spec.json'), '--add', f('add.json'), '--gate-timeout', 'soon']);
+    assert.equal(badTimeout.code, 2, show(badTimeout));
+    assert.match(badTimeout.stderr, /policy\.gateTimeout: gateTimeout must be a positive duration/, show(badTimeout));
+
+    const noReason = await cli(['abort', '--cluster', 'bed']);
+    assert.equal(noReason.code, 2, show(noReason));
+    assert.match(noReason.stderr, /required option '--reason <text>' not specified/, show(noReason));
+    const noVerdict = await cli(['quorum', '--cluster', 'bed']);
+    assert.equal(noVerdict.code, 2, show(noVerdict));
+    assert.match(noVerdict.stderr, /quorum needs --healthy or --unhealthy/, show(noVerdict));
+
+    const none = await cli(['list']);
+    assert.equal(none.code, 0, show(none));
+    assert.match(none.stdout, /no etcd-steward operations/, show(none));
+    assert.equal((await bed.observe()).members.length, 3);
+  });
+
+  it('errors name what is wrong: an unknown cluster, a Temporal address nobody listens on', async () => {
+    const unknown = await cli(['status', '--cluster', 'nosuch']);
+    assert.equal(unknown.code, 1, show(unknown));
+    assert.match(unknown.stderr, /^no operation found for cluster nosuch\b/m, show(unknown));
+    noStack(unknown);
+    const nowhere = await cli(['--address', '127.21.0.250:27233', 'list']);
+    assert.equal(nowhere.code, 1, show(nowhere));
+    assert.match(nowhere.stderr, /^cannot connect to Temporal at 127\.21\.0\.250:27233: /m, show(nowhere));
+    noStack(nowhere);
+  });
+
+  it('scale-out --approval each-batch 3 → 4: starts and says how to watch and approve; status shows it waiting; a second start exits 3', async () => {
+    const r = await cli(['scale-out', '--spec', f('spec.json'), '--add', f('add.json'), '--approval', 'each-batch', '--step-timeout', '3 minutes']);
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /started scale-out of bed: 3 → 4 \(adding etcd4\), approval each-batch/, show(r));
+    assert.match(r.stdout, /^workflow: etcd-steward-bed \(run [0-9a-f-]{36}\)$/m, show(r));
+    assert.match(r.stdout, /approve: npm run steward -- approve --cluster bed$/m, show(r));
+    assert.match(r.stdout, /watch: {3}npm run steward -- watch --cluster bed$/m, show(r));
+    assert.doesNotMatch(r.stderr, /no worker/, show(r));
+
+    await waitFor('the gate to wait for approval', async () => {
+      const s = await stack.steward.operation('bed').status();
+      return s.phase === 'gate' && s.waitingFor.some((w) => w.startsWith('approval of batch 1 (etcd4)'));
+    });
+    const s = await cli(['status', '--cluster', 'bed']);
+    assert.equal(s.code, 0, show(s));
+    assert.match(s.stdout, /^scaleOut of bed — workflow etcd-steward-bed RUNNING/m, show(s));
+    assert.match(s.stdout, /^phase: +gate$/m, show(s));
+    assert.match(s.stdout, /^batch: +1\/1 \(etcd4\)$/m, show(s));
+    assert.match(s.stdout, /^members: +etcd1 voter, etcd2 voter, etcd3 voter, etcd4 planned$/m, show(s));
+    assert.match(s.stdout, /^waiting for:\n {2}- approval of batch 1 \(etcd4\)/m, show(s));
+    assert.match(s.stdout, /approve with: npm run steward -- approve --cluster bed/, show(s));
+    assert.match(s.stdout, /^warnings:\n {2}- .*target size 4 is even/m, show(s));
+    assert.match(s.stdout, /^last events.*:\n(?: {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ {2}.+\n)+/m, show(s));
+    assert.match(s.stdout, /waiting for approval of batch 1/, show(s));
+
+    const json = await cli(['status', '--cluster', 'bed', '--json']);
+    assert.equal(json.code, 0, show(json));
+    const raw = JSON.parse(json.stdout) as { phase: string; batch: { index: number; member: string }; members: { name: string; state: string }[] };
+    assert.equal(raw.phase, 'gate');
+    assert.deepEqual(raw.batch, { index: 0, of: 1, member: 'etcd4' });
+    assert.equal(raw.members.find((m) => m.name === 'etcd4')?.state, 'planned');
+
+    const again = await cli(['scale-out', '--spec', f('spec.json'), '--add', f('add.json')]);
+    assert.equal(again.code, 3, show(again));
+    assert.match(again.stderr, /cluster "bed" already has an operation running \(workflow etcd-steward-bed\)/, show(again));
+    assert.equal((await bed.observe()).members.length, 3, 'nothing added before approval');
+  });
+
+  it('pause, resume and a monitoring verdict reach the workflow and are shown', async () => {
+    const p = await cli(['pause', '--cluster', 'bed', '--reason', 'change freeze', '--by', 'bob']);
+    assert.equal(p.code, 0, show(p));
+    assert.match(p.stdout, /^pause: sent to etcd-steward-bed$/m, show(p));
+    assert.match(p.stdout, /paused by bob: change freeze/, show(p));
+    await waitFor('the gate to wait for resume', async () => (await stack.steward.operation('bed').status()).waitingFor.some((w) => w.startsWith('resume')));
+    const s = await cli(['status', '--cluster', 'bed']);
+    assert.match(s.stdout, /^ {2}- resume \(paused by bob: change freeze\)$/m, show(s));
+    assert.match(s.stdout, /^paused by bob: change freeze$/m, show(s));
+
+    const q = await cli(['quorum', '--cluster', 'bed', '--healthy', '--source', 'nagios', '--reason', 'all green']);
+    assert.equal(q.code, 0, show(q));
+    assert.match(q.stdout, /monitoring \(nagios\) says healthy: all green/, show(q));
+
+    const r = await cli(['resume', '--cluster', 'bed', '--by', 'bob']);
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /resumed by bob/, show(r));
+    await waitFor('the gate to wait for approval again', async () => (await stack.steward.operation('bed').status()).waitingFor.some((w) => w.startsWith('approval of batch 1')));
+    assert.equal((await bed.observe()).members.length, 3, 'still nothing added');
+  });
+
+  it('approve (batch 1 as people count) and watch: exit 0 once completed, the cluster has 4 voters', async () => {
+    const a = await cli(['approve', '--cluster', 'bed', '--batch', '1', '--by', 'alice', '--comment', 'looks good']);
+    assert.equal(a.code, 0, show(a));
+    assert.match(a.stdout, /^approve: sent to etcd-steward-bed$/m, show(a));
+    assert.match(a.stdout, /^ {2}\d\d:\d\d:\d\d {2}batch 1 approved by alice: looks good$/m, show(a));
+
+    const w = await cli(['watch', '--cluster', 'bed'], 240_000);
+    assert.equal(w.code, 0, show(w));
+    assert.match(w.stdout, /^watching scaleOut etcd-steward-bed \(run [0-9a-f-]{36}, RUNNING/m, show(w));
+    assert.match(w.stdout, /^\d\d:\d\d:\d\d {2}etcd4: promoted to voting member; 4 voting members$/m, show(w));
+    assert.match(w.stdout, /^\d\d:\d\d:\d\d {2}completed: 4 voting members/m, show(w));
+    assert.match(w.stdout, /^completed: 4 voting members \(etcd1, etcd2, etcd3, etcd4\); added etcd4$/m, show(w));
+    assert.match(w.stdout, /^ {2}learner catch-up: etcd4 \d+ ms$/m, show(w));
+    const o = await bed.observe();
+    assert.deepEqual(o.problems, []);
+    assert.equal(o.voters, 4);
+    assert.equal(o.learners, 0);
+  });
+
+  it('after the end: watch returns at once, status shows it completed, signals are refused, list shows it', async () => {
+    const w = await cli(['watch', '--cluster', 'bed']);
+    assert.equal(w.code, 0, show(w));
+    assert.match(w.stdout, /^completed: 4 voting members/m, show(w));
+    const s = await cli(['status', '--cluster', 'bed']);
+    assert.equal(s.code, 0, show(s));
+    assert.match(s.stdout, /workflow etcd-steward-bed COMPLETED/, show(s));
+    assert.match(s.stdout, /^phase: +completed$/m, show(s));
+    assert.match(s.stdout, /^members: +etcd1 voter, etcd2 voter, etcd3 voter, etcd4 added$/m, show(s));
+    const a = await cli(['abort', '--cluster', 'bed', '--reason', 'too late']);
+    assert.equal(a.code, 1, show(a));
+    assert.match(a.stderr, /^the operation on cluster bed \(workflow etcd-steward-bed\) has already ended \(COMPLETED\); there is nothing to abort$/m, show(a));
+    const l = await cli(['list']);
+    assert.equal(l.code, 0, show(l));
+    assert.match(l.stdout, /^WORKFLOW ID +TYPE +STATUS +STARTED +CLOSED +RUN ID$/m, show(l));
+    assert.match(l.stdout, /^etcd-steward-bed +scaleOut +COMPLETED +\d{4}-/m, show(l));
+    assert.doesNotMatch(l.stdout, /clusterHealth/, 'health checks only with --all');
+    const all = await cli(['list', '--all', '--json']);
+    const rows = JSON.parse(all.stdout) as { type: string; cluster: string; status: string }[];
+    assert.ok(rows.some((x) => x.type === 'clusterHealth' && x.cluster === 'bed' && x.status === 'COMPLETED'), all.stdout);
+    assert.ok(rows.some((x) => x.type === 'scaleOut' && x.cluster === 'bed'), all.stdout);
+  });
+});
