@@ -51,6 +51,9 @@ interface Globals {
   taskQueue: string;
 }
 type Event = OperationStatus['events'][number];
+const ENDED: OperationStatus['phase'][] = ['completed', 'aborted', 'failed'];
+/** What the operation waits for; nothing once it has ended. */
+const waitingFor = (s: OperationStatus) => (ENDED.includes(s.phase) ? [] : s.waitingFor);
 
 function osUser(): string {
   try {
@@ -62,7 +65,7 @@ function osUser(): string {
 
 // ---- formatting ---------------------------------------------------------------------------
 
-const time = (iso: string | Date) => new Date(iso).toLocaleTimeString('en-GB', { hour12: false });
+const time = (iso: string | Date) => new Date(iso).toLocaleTimeString('en-GB', { hourCycle: 'h23' });
 const dateTime = (d: string | Date | undefined) => (d ? new Date(d).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
 const eventLine = (e: Event) => `${time(e.at)}  ${e.message}`;
 const who = (by?: string) => (by ? ` by ${by}` : '');
@@ -83,7 +86,7 @@ function formatHealth(r: HealthReport): string {
       ['MEMBER', 'ID', 'ROLE', 'ANSWERS', 'APPLIED', 'DB', 'VERSION'],
       ...r.members.map((m) => [
         m.name || '(unstarted)',
-        m.id,
+        /^\d+$/.test(m.id) ? BigInt(m.id).toString(16) : m.id, // hex, as etcdctl prints it
         m.learner ? 'learner' : 'voter',
         m.answers ? 'yes' : `no${m.error ? `: ${m.error}` : ''}`,
         m.raftAppliedIndex ?? '-',
@@ -104,7 +107,7 @@ function formatStatus(s: OperationStatus, d: WorkflowExecutionDescription, hints
   if (s.plan) lines.push(`plan:        ${s.plan.from} → ${s.plan.to} voting members, one batch each: ${s.plan.batches.join(', ')}`);
   if (s.batch) lines.push(`batch:       ${s.batch.index + 1}/${s.batch.of} (${s.batch.member})`);
   lines.push(`members:     ${s.members.map((m) => `${m.name} ${m.state}`).join(', ')}`);
-  if (s.waitingFor.length) {
+  if (waitingFor(s).length) {
     lines.push('waiting for:', ...s.waitingFor.map((w) => `  - ${w}`));
     if (s.waitingFor.some((w) => w.startsWith('approval of batch'))) lines.push(`  approve with: ${hints(`approve --cluster ${s.cluster}`)}`);
     if (s.paused) lines.push(`  resume with: ${hints(`resume --cluster ${s.cluster}`)}`);
@@ -197,11 +200,19 @@ async function describeOperation(steward: StewardClient, cluster: string): Promi
  * Sends a signal to the running operation of a cluster, then prints what the workflow made of it
  * (the events it recorded since; a query sent after a signal sees the signal handled).
  */
-async function signal(steward: StewardClient, g: Globals, cluster: string, what: string, send: (h: WorkflowHandle) => Promise<void>): Promise<number> {
+async function signal(
+  steward: StewardClient,
+  g: Globals,
+  cluster: string,
+  what: string,
+  send: (h: WorkflowHandle) => Promise<void>,
+  check?: (s: OperationStatus) => void,
+): Promise<number> {
   const { handle, description } = await describeOperation(steward, cluster);
   const ended = () => new CliError(`the operation on cluster ${cluster} (workflow ${handle.workflowId}) has already ended; there is nothing to ${what}`);
   if (description.status.name !== 'RUNNING') throw new CliError(`the operation on cluster ${cluster} (workflow ${handle.workflowId}) has already ended (${description.status.name}); there is nothing to ${what}`);
   const before = await query(steward.temporal, handle, g).catch(() => null);
+  if (before && check) check(before);
   try {
     await send(handle);
   } catch (e) {
@@ -212,7 +223,6 @@ async function signal(steward: StewardClient, g: Globals, cluster: string, what:
   try {
     const after = await query(steward.temporal, handle, g);
     for (const e of newEvents(before?.events ?? [], after.events)) console.log(`  ${eventLine(e)}`);
-    if (after.waitingFor.length) console.log(`  waiting for: ${after.waitingFor.join('; ')}`);
   } catch (e) {
     console.log(`  (the workflow has not answered yet: ${e instanceof Error ? e.message : String(e)})`);
   }
@@ -232,13 +242,24 @@ async function watch(steward: StewardClient, g: Globals, handle: WorkflowHandle,
     process.exit(130);
   });
   for (;;) {
-    const d = await handle.describe();
+    let d: WorkflowExecutionDescription;
+    try {
+      d = await handle.describe();
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) throw e;
+      // A blip (Temporal restarting, the network): say so once and keep watching.
+      const msg = `cannot reach Temporal at ${g.address} (${causeMessage(e)}); still trying`;
+      if (msg !== queryProblem) console.error(`warning: ${msg}`);
+      queryProblem = msg;
+      await new Promise((r) => setTimeout(r, intervalMs));
+      continue;
+    }
     try {
       const s = await query(steward.temporal, handle, g);
       queryProblem = '';
       for (const e of newEvents(seen, s.events)) console.log(eventLine(e));
       seen = s.events;
-      const w = s.waitingFor.join('; ');
+      const w = waitingFor(s).join('; ');
       if (w && w !== waiting) console.log(`${time(new Date())}  … waiting for: ${w}`);
       waiting = w;
     } catch (e) {
@@ -456,8 +477,20 @@ program
   .option('--comment <text>', 'recorded with the approval')
   .action(
     action<{ cluster: string; batch?: number; by: string; comment?: string }>((steward, o, g) =>
-      signal(steward, g, o.cluster, 'approve', (h) =>
-        h.signal('approve', { ...(o.batch !== undefined ? { batch: o.batch - 1 } : {}), by: o.by, ...(o.comment ? { comment: o.comment } : {}) }),
+      signal(
+        steward,
+        g,
+        o.cluster,
+        'approve',
+        (h) => h.signal('approve', { ...(o.batch !== undefined ? { batch: o.batch - 1 } : {}), by: o.by, ...(o.comment ? { comment: o.comment } : {}) }),
+        (s) => {
+          if (o.batch === undefined || !s.plan) return;
+          const batches = s.plan.batches;
+          if (o.batch > batches.length) {
+            throw new CliError(`there is no batch ${o.batch}: the operation on ${o.cluster} has ${batches.length} batch(es): ${batches.map((m, i) => `${i + 1} (${m})`).join(', ')}`, EXIT.badInput);
+          }
+          if (s.batch && o.batch - 1 < s.batch.index) throw new CliError(`batch ${o.batch} (${batches[o.batch - 1]}) is already past; the operation is at batch ${s.batch.index + 1}`, EXIT.badInput);
+        },
       ),
     ),
   );
@@ -498,12 +531,14 @@ program
   .option('--reason <text>', 'why')
   .option('--source <name>', 'who says so (e.g. the monitoring system)')
   .action(
-    action<{ cluster: string; healthy?: boolean; unhealthy?: boolean; reason?: string; source?: string }>((steward, o, g) => {
-      if (!o.healthy && !o.unhealthy) throw new CliError('quorum needs --healthy or --unhealthy', EXIT.badInput);
-      return signal(steward, g, o.cluster, 'quorum', (h) =>
-        h.signal('quorum', { healthy: !!o.healthy, ...(o.reason ? { reason: o.reason } : {}), ...(o.source ? { source: o.source } : {}) }),
-      );
-    }),
+    action<{ cluster: string; healthy?: boolean; unhealthy?: boolean; reason?: string; source?: string }>(
+      (steward, o, g) =>
+        signal(steward, g, o.cluster, 'quorum', (h) => h.signal('quorum', { healthy: !!o.healthy, ...(o.reason ? { reason: o.reason } : {}), ...(o.source ? { source: o.source } : {}) })),
+      (o) => {
+        if (!o.healthy && !o.unhealthy) throw new CliError('quorum needs --healthy or --unhealthy', EXIT.badInput);
+        return undefined;
+      },
+    ),
   );
 
 program

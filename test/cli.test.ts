@@ -47,6 +47,9 @@ describe('the operator CLI', () => {
     await stack.startWorker(bed);
     writeFileSync(f('spec.json'), JSON.stringify(bed.spec, null, 2));
     writeFileSync(f('add.json'), JSON.stringify([Bed.memberInput(bed.host('etcd4'))], null, 2));
+    // A fifth member on an address of the bed's net where no host (no sshd) is.
+    const five = { name: 'etcd5', address: '127.21.0.5', ssh: { ...Bed.memberInput(bed.host('etcd4')).ssh, host: '127.21.0.5' } };
+    writeFileSync(f('add-unreachable.yaml'), `- ${JSON.stringify(five)}\n`);
     writeFileSync(f('add-dup.json'), JSON.stringify([{ ...Bed.memberInput(bed.host('etcd4')), name: 'etcd2' }], null, 2));
   });
   after(async () => {
@@ -157,6 +160,9 @@ describe('the operator CLI', () => {
   });
 
   it('approve (batch 1 as people count) and watch: exit 0 once completed, the cluster has 4 voters', async () => {
+    const wrong = await cli(['approve', '--cluster', 'bed', '--batch', '2']);
+    assert.equal(wrong.code, 2, show(wrong));
+    assert.match(wrong.stderr, /^there is no batch 2: the operation on bed has 1 batch\(es\): 1 \(etcd4\)$/m, show(wrong));
     const a = await cli(['approve', '--cluster', 'bed', '--batch', '1', '--by', 'alice', '--comment', 'looks good']);
     assert.equal(a.code, 0, show(a));
     assert.match(a.stdout, /^approve: sent to etcd-steward-bed$/m, show(a));
@@ -196,5 +202,18 @@ describe('the operator CLI', () => {
     const rows = JSON.parse(all.stdout) as { type: string; cluster: string; status: string }[];
     assert.ok(rows.some((x) => x.type === 'clusterHealth' && x.cluster === 'bed' && x.status === 'COMPLETED'), all.stdout);
     assert.ok(rows.some((x) => x.type === 'scaleOut' && x.cluster === 'bed'), all.stdout);
+  });
+
+  it('scale-out --wait follows the operation to its end: a preflight failure exits 1 with the cause, nothing changed', async () => {
+    const spec4 = { ...bed.spec, members: [...bed.spec.members, Bed.memberInput(bed.host('etcd4'))] };
+    writeFileSync(f('spec4.yaml'), JSON.stringify(spec4)); // YAML is a superset of JSON
+    const r = await cli(['scale-out', '--spec', f('spec4.yaml'), '--add', f('add-unreachable.yaml'), '--wait', '--step-timeout', '30s'], 120_000);
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stdout, /^started scale-out of bed: 4 → 5 \(adding etcd5\), approval never$/m, show(r));
+    assert.match(r.stdout, /^\d\d:\d\d:\d\d {2}failed during preflight: .*cannot reach sshd/m, show(r));
+    assert.match(r.stdout, /^failed: scale-out of bed failed: .*cannot reach sshd.*Voting members now: etcd1, etcd2, etcd3, etcd4\.$/m, show(r));
+    const o = await bed.observe();
+    assert.equal(o.voters, 4);
+    assert.equal(o.learners, 0);
   });
 });

@@ -1,11 +1,14 @@
 /** Shared set-up for integration tests: a Temporal dev server, an in-process worker, a client. */
+import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { StewardClient } from '../client';
 import { etcdClient, listMembers, type EtcdCredentials, type ListedMember } from '../activities/etcd';
 import type { Bed } from '../testbed';
-import { startTemporal, type TemporalServer } from '../testbed/temporal';
+import { resolveTemporalCli, startTemporal, type TemporalServer } from '../testbed/temporal';
 import { createWorker } from '../worker';
 import { DEFAULT_TASK_QUEUE } from '../worker/config';
 
@@ -136,4 +139,20 @@ export function decodedHistoryText(history: unknown): string {
   };
   walk(history);
   return out.join('\n');
+}
+
+/**
+ * With RECORD_HISTORIES=1, saves a finished workflow's history as test/histories/<name>.json
+ * (the Temporal CLI's `workflow show --output json` format), for test/replay.test.ts to replay
+ * against the current workflow code in CI.
+ */
+export async function recordHistory(handle: { workflowId: string; fetchHistory(): Promise<unknown> }, name: string, address: string): Promise<void> {
+  if (!process.env.RECORD_HISTORIES) return;
+  const cli = resolveTemporalCli();
+  if (!cli) throw new Error('recording histories needs the Temporal CLI');
+  const { stdout } = await promisify(execFile)(cli, ['workflow', 'show', '--workflow-id', handle.workflowId, '--address', address, '--output', 'json'], { maxBuffer: 64 * 1024 * 1024 });
+  if (/PRIVATE KEY/.test(decodedHistoryText(JSON.parse(stdout)))) throw new Error(`history ${name} holds a private key: not recording it`);
+  const dir = join(__dirname, 'histories');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.json`), stdout.endsWith('\n') ? stdout : `${stdout}\n`);
 }

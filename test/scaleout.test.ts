@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { Bed } from '../testbed';
 import { memberPaths } from '../spec/cluster';
 import { parseEnvFile } from '../activities/envfile';
-import { MembershipSampler, decodedHistoryText, startStack, waitFor, type Stack } from './helpers';
+import { MembershipSampler, decodedHistoryText, recordHistory, startStack, waitFor, type Stack } from './helpers';
 
 const NEW = ['etcd4', 'etcd5'];
 
@@ -65,6 +65,7 @@ describe('scaleOut', () => {
     const status = await op.status();
     assert.equal(status.phase, 'completed');
     assert.deepEqual(status.warnings, []);
+    await recordHistory(op.handle, 'scaleOut-3-to-5', stack.temporal.address);
   });
 
   it('each-batch approval: waits at the gate until approve arrives; status shows it waiting; an even target is flagged', async () => {
@@ -87,6 +88,7 @@ describe('scaleOut', () => {
     assert.ok(result.warnings.some((w) => w.includes('even')));
     const events = (await op.status()).events.map((e) => e.message);
     assert.ok(events.some((e) => e === 'batch 1 approved by test'), events.join('\n'));
+    await recordHistory(op.handle, 'scaleOut-each-batch-approval', stack.temporal.address);
   });
 
   it('a second operation on the same cluster is refused while one runs (I9)', async () => {
@@ -132,6 +134,7 @@ describe('scaleOut', () => {
     assert.ok(!existsSync(dataDir) || readdirSync(dataDir).length === 0, 'data dir emptied');
     assert.equal(existsSync(memberPaths(b.spec, 'etcd4').envFile), false, "etcd4's env file removed");
     for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.doesNotMatch(envOf(b, n).ETCD_INITIAL_CLUSTER!, /etcd4/, `${n} env restored`);
+    await recordHistory(op.handle, 'scaleOut-abort-during-catch-up', stack.temporal.address);
   });
 
   it('an existing member down before a batch: the gate holds and nothing is added; back up, the operation completes (I4)', async () => {
@@ -153,6 +156,7 @@ describe('scaleOut', () => {
     const r = await op.result();
     assert.equal(r.outcome, 'completed');
     assert.equal((await b.observe()).voters, 4);
+    await recordHistory(op.handle, 'scaleOut-gate-holds-on-down-member', stack.temporal.address);
   });
 
   it('the new member cannot start (its client port is taken): compensation runs, membership is back, the error says why', async () => {
@@ -169,6 +173,7 @@ describe('scaleOut', () => {
         assert.match(msg, /Voting members now: etcd1, etcd2, etcd3/, msg);
         return true;
       });
+      await recordHistory(op.handle, 'scaleOut-start-fails-compensation', stack.temporal.address);
     } finally {
       squatter.close();
     }

@@ -236,6 +236,8 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
   const catchUpMs: Record<string, number> = {};
   const currentSpec = (): ClusterSpec => ({ ...spec, members: [...voters] });
   let inFlight: { member: Member; joined: boolean } | null = null;
+  /** Set once preflight has matched the live membership to the spec: from then on `voters` is known to be true. */
+  let membershipVerified = false;
 
   async function rollBack(m: Member): Promise<void> {
     phase('compensating');
@@ -263,6 +265,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
   try {
     event(`scale-out of ${spec.name}: ${spec.members.length} → ${spec.members.length + add.length} members (adding ${add.map((m) => m.name).join(', ')}), approval ${policy.approval}`);
     const plan: ScaleOutPlan = await preflightScaleOut(input);
+    membershipVerified = true;
     status.plan = { from: plan.from, to: plan.to, batches: plan.batches.map((b) => b.member) };
     status.warnings.push(...plan.warnings);
     for (const w of plan.warnings) event(`warning: ${w}`);
@@ -324,6 +327,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
     event(`completed: ${voters.length} voting members (${voters.map((v) => v.name).join(', ')}); every env file lists them`);
     return result('completed');
   } catch (err) {
+    status.waitingFor = [];
     const cancelled = isCancellation(err) && !(err instanceof AbortRequested);
     if (cancelled && !status.abort) status.abort = { reason: 'the workflow was cancelled' };
     const failure = err instanceof AbortRequested || cancelled ? null : err;
@@ -344,7 +348,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
     throw ApplicationFailure.nonRetryable(
       `scale-out of ${spec.name} failed: ${causeOf(failure)}` +
         (rolledBack.length ? `. Rolled back: ${rolledBack.join(', ')} (learner removed, service stopped, data dir emptied)` : '') +
-        `. Voting members now: ${voters.map((v) => v.name).join(', ')}${added.length ? ` (added and kept: ${added.join(', ')})` : ''}.`,
+        (membershipVerified ? `. Voting members now: ${voters.map((v) => v.name).join(', ')}${added.length ? ` (added and kept: ${added.join(', ')})` : ''}.` : '. Nothing was changed.'),
       'ScaleOutFailed',
       res,
     );
