@@ -60,6 +60,6 @@ case $action in
   start) do_start ;;
   stop) do_stop ;;
   restart) do_stop; do_start ;;
-  is-active) running ;;
+  is-active) running || exit 3 ;;  # systemctl is-active: 3 when inactive
   *) echo "etcd-service: unknown action $action" >&2; exit 2 ;;
 esac
