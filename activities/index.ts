@@ -5,6 +5,7 @@
  * certificate are given to `createActivities` by the worker from its own configuration.
  * Every activity is idempotent: running it twice leaves the same state as running it once.
  */
+import { Context } from '@temporalio/activity';
 import { type ClusterObservation, type EtcdCredentials, observeCluster } from './etcd';
 import { hostActivities } from './host';
 import { membershipActivities } from './membership';
@@ -22,15 +23,46 @@ export interface ObserveInput {
   maxIndexSpread?: number;
 }
 
-export function createActivities(deps: ActivityDeps) {
+/** How often an activity heartbeats while it works: a worker that dies is noticed within the workflow's heartbeatTimeout. */
+export const HEARTBEAT_EVERY_MS = 2_000;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyActivity = (...args: any[]) => Promise<unknown>;
+
+/**
+ * Heartbeats every HEARTBEAT_EVERY_MS while `f` runs, so that the workflow's heartbeatTimeout
+ * (not the much longer startToCloseTimeout) bounds how long a dead worker's attempt goes
+ * unnoticed, and so that cancellation (abort) reaches the activity.
+ */
+function heartbeating<F extends AnyActivity>(f: F): F {
+  return (async (...args: Parameters<F>) => {
+    const ctx = Context.current();
+    const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+    try {
+      return await f(...args);
+    } finally {
+      clearInterval(timer);
+    }
+  }) as F;
+}
+
+/** Wraps one activity (before heartbeating is added); the worker's fault-injection fixture uses it. */
+export type ActivityWrapper = <F extends AnyActivity>(name: string, f: F) => F;
+
+export function createActivities(deps: ActivityDeps, around: ActivityWrapper = (_name, f) => f) {
+  const allHeartbeating = <T extends Record<string, AnyActivity>>(acts: T): T =>
+    Object.fromEntries(Object.entries(acts).map(([k, f]) => [k, heartbeating(around(k, f))])) as T;
+  const membership = membershipActivities(deps.etcd);
+  const { awaitCatchUp, ...quick } = membership; // awaitCatchUp heartbeats its own progress
   return {
-    /** Reads the member list and each member's status; read-only, so trivially idempotent. */
-    async observeCluster(input: ObserveInput): Promise<ClusterObservation> {
-      return observeCluster(deps.etcd, input);
-    },
-    ...preflightActivities(deps.ssh, deps.etcd),
-    ...hostActivities(deps.ssh),
-    ...membershipActivities(deps.etcd),
+    ...allHeartbeating({
+      /** Reads the member list and each member's status; read-only, so trivially idempotent. */
+      async observeCluster(input: ObserveInput): Promise<ClusterObservation> {
+        return observeCluster(deps.etcd, input);
+      },
+    }),
+    ...allHeartbeating({ ...preflightActivities(deps.ssh, deps.etcd), ...hostActivities(deps.ssh), ...quick }),
+    awaitCatchUp: around('awaitCatchUp', awaitCatchUp),
   };
 }
 

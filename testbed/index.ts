@@ -46,6 +46,8 @@ export interface BedHost {
   ssh: SshTarget;
   /** The host key as an OpenSSH public key line (what a spec pins). */
   hostKey: string;
+  /** This host's sshd_config (its sshd is recognised by it on the command line). */
+  sshdConfig: string;
 }
 
 const SUPERVISOR = resolve(__dirname, 'etcd-service.sh');
@@ -125,7 +127,7 @@ export class Bed {
       await bash(`/usr/sbin/sshd -t -f '${sshdDir}/sshd_config'`);
       spawnRecorded(dir, `sshd of ${name}`, '/usr/sbin/sshd', ['-D', '-e', '-f', join(sshdDir, 'sshd_config')], join(root, 'log', 'sshd.log'), join(sshdDir, 'sshd_config'));
       const hostKey = readFileSync(join(sshdDir, 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
-      hosts.push({ name, address, root, hostKey, ssh: { name, host: address, port: sshPort, user, hostKey } });
+      hosts.push({ name, address, root, hostKey, sshdConfig: join(sshdDir, 'sshd_config'), ssh: { name, host: address, port: sshPort, user, hostKey } });
     }
     await Promise.all(hosts.map((h) => waitForPort(h.address, sshPort, 15_000, `sshd of ${h.name}`, join(h.root, 'log', 'sshd.log'))));
     log(`${nHosts} hosts up (sshd on ${hosts.map((h) => `${h.address}:${sshPort}`).join(', ')})`);
@@ -205,6 +207,19 @@ export class Bed {
     const h = this.hosts.find((x) => x.name === name);
     if (!h) throw new Error(`no host ${name} in the bed`);
     return h;
+  }
+
+  /** Stops a host's sshd listener: new connections are refused (activities open one per command). */
+  async stopSshd(name: string): Promise<void> {
+    const h = this.host(name);
+    await stopProcesses(readRecorded(this.dir).filter((r) => r.mark === h.sshdConfig));
+  }
+
+  /** Starts a host's sshd again (same host key, same port). */
+  async startSshd(name: string): Promise<void> {
+    const h = this.host(name);
+    spawnRecorded(this.dir, `sshd of ${name}`, '/usr/sbin/sshd', ['-D', '-e', '-f', h.sshdConfig], join(h.root, 'log', 'sshd.log'), h.sshdConfig);
+    await waitForPort(h.address, h.ssh.port, 15_000, `sshd of ${name}`, join(h.root, 'log', 'sshd.log'));
   }
 
   /** Client URLs of the cluster's members, for the etcd client. */

@@ -3,7 +3,7 @@
  * activities wired to this worker's secrets, and polls the task queue.
  */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities';
+import { createActivities, type ActivityDeps, type ActivityWrapper } from '../activities';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
@@ -12,6 +12,8 @@ export interface CreateWorkerOptions {
   namespace: string;
   taskQueue: string;
   deps: ActivityDeps;
+  /** Wraps each activity (the crash tests' fault-injection fixture). */
+  around?: ActivityWrapper;
   /** A prebuilt bundle (tests build one and share it); otherwise workflows/ is bundled now. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -22,6 +24,6 @@ export function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities(opts.deps),
+    activities: createActivities(opts.deps, opts.around),
   });
 }

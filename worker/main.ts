@@ -4,6 +4,7 @@
  */
 import { NativeConnection } from '@temporalio/worker';
 import { loadSecrets, workerConfigFromEnv } from './config';
+import { holdAround, parseFaultHold } from './fault-injection';
 import { createWorker } from './index';
 
 async function main(): Promise<void> {
@@ -11,7 +12,9 @@ async function main(): Promise<void> {
   const deps = loadSecrets(config.files);
   const connection = await NativeConnection.connect({ address: config.address });
   try {
-    const worker = await createWorker({ connection, namespace: config.namespace, taskQueue: config.taskQueue, deps });
+    const hold = parseFaultHold(process.env.STEWARD_TEST_FAULT_HOLD);
+    if (hold) process.stderr.write(`TEST FIXTURE: fault injection on: the first ${hold.activity} holds ${hold.point} its work\n`);
+    const worker = await createWorker({ connection, namespace: config.namespace, taskQueue: config.taskQueue, deps, around: holdAround(hold) });
     process.stderr.write(`etcd-steward worker polling task queue "${config.taskQueue}" on ${config.address} (namespace ${config.namespace})\n`);
     await worker.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
   } finally {

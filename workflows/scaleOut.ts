@@ -60,11 +60,14 @@ class AbortRequested extends Error {}
 
 export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
   const { spec, add, policy } = input;
-  const step = { scheduleToCloseTimeout: policy.stepTimeout, startToCloseTimeout: Math.min(policy.stepTimeout, 120_000) };
+  // Every activity heartbeats (activities/index.ts): a worker that dies mid-step is noticed within
+  // heartbeatTimeout and the step is retried on another worker, well before startToCloseTimeout.
+  const heartbeatTimeout = 8_000;
+  const step = { scheduleToCloseTimeout: policy.stepTimeout, startToCloseTimeout: Math.min(policy.stepTimeout, 120_000), heartbeatTimeout };
   const retry: RetryPolicy = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '15 seconds' };
   const acts = proxyActivities<Activities>({ ...step, retry });
-  const { preflightScaleOut } = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { ...retry, maximumAttempts: 3 } });
-  const { observeCluster } = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: { ...retry, maximumAttempts: 2 } });
+  const { preflightScaleOut } = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', heartbeatTimeout, retry: { ...retry, maximumAttempts: 3 } });
+  const { observeCluster } = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', heartbeatTimeout, retry: { ...retry, maximumAttempts: 3 } });
   const { startMember } = proxyActivities<Activities>({ ...step, retry: { ...retry, maximumAttempts: 3 } });
   const { awaitCatchUp } = proxyActivities<Activities>({
     scheduleToCloseTimeout: policy.catchUpTimeout,
@@ -72,7 +75,9 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
     heartbeatTimeout: '10 seconds',
     retry,
   });
-  const undo = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', scheduleToCloseTimeout: '15 minutes', retry });
+  const undo = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', scheduleToCloseTimeout: '15 minutes', heartbeatTimeout, retry });
+  // Cleaning the rolled-back host is best effort: if it stays unreachable, say so and go on.
+  const { retireHost } = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', scheduleToCloseTimeout: Math.min(policy.stepTimeout, 120_000), heartbeatTimeout, retry });
 
   // ---- state, signals, query -------------------------------------------------------------
   const memberStates = new Map<string, MemberState>([...spec.members.map((m) => [m.name, 'voter'] as const), ...add.map((m) => [m.name, 'planned'] as const)]);
@@ -244,11 +249,17 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
     event(`rolling back ${m.name}: removing the learner, stopping its service, emptying its data dir`);
     const ref = { endpoints: endpoints(voters), member: m };
     const r = await undo.removeLearner(ref);
-    await undo.retireHost({ spec: currentSpec(), member: m });
+    let hostNote = '';
+    try {
+      await retireHost({ spec: currentSpec(), member: m });
+    } catch (e) {
+      hostNote = `; its host could not be cleaned (${causeOf(e)}): stop etcd there and empty ${m.name}'s data dir before adding it again`;
+      status.warnings.push(`${m.name}: host not cleaned after rollback: ${causeOf(e)}`);
+    }
     await undo.syncConfig({ spec: currentSpec(), members: voters });
     setMember(m.name, 'rolled-back');
     rolledBack.push(m.name);
-    event(`${m.name} rolled back${r.removed ? ` (learner ${r.id} removed)` : ' (it was not in the member list)'}; env files list ${voters.map((v) => v.name).join(', ')} again`);
+    event(`${m.name} rolled back${r.removed ? ` (learner ${r.id} removed)` : ' (it was not in the member list)'}; env files list ${voters.map((v) => v.name).join(', ')} again${hostNote}`);
   }
 
   const result = (outcome: ScaleOutResult['outcome']): ScaleOutResult => ({

@@ -1,0 +1,128 @@
+// Every activity run twice in a row against the real bed ends in the same state as run once
+// (what happens when a worker dies after doing the work but before reporting it).
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities, type Activities } from '../activities';
+import { memberPaths, type Member } from '../spec/cluster';
+import { parseScaleOutInput } from '../spec/operations';
+import { Bed } from '../testbed';
+
+describe('activities are idempotent (each run twice on the real bed)', () => {
+  let bed: Bed;
+  let acts: Activities;
+  let voters: Member[];
+  const env = new MockActivityEnvironment();
+  /** Runs an activity as a worker would, waiting out BENIGN states as the retry policy does (e.g. "unhealthy cluster" for 5 s after a start). */
+  async function run<K extends keyof Activities>(name: K, ...args: Parameters<Activities[K]>): Promise<Awaited<ReturnType<Activities[K]>>> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        return (await (env.run as (f: unknown, ...a: unknown[]) => Promise<unknown>)(acts[name], ...args)) as Awaited<ReturnType<Activities[K]>>;
+      } catch (e) {
+        if (!(e instanceof ApplicationFailure && e.category === 'BENIGN') || Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /** Everything an activity may change: members, env files, certificates, keys, data dirs, processes. */
+  async function snapshot() {
+    const o = await bed.observe();
+    const files: Record<string, string | null> = {};
+    for (const h of bed.hosts) {
+      const p = memberPaths(bed.spec, h.name);
+      for (const f of [p.envFile, p.cert, p.key, p.caCert]) files[f] = existsSync(f) ? createHash('sha256').update(readFileSync(f)).digest('hex') : null;
+      files[`${p.dataDir} (entries)`] = existsSync(p.dataDir) ? String(readdirSync(p.dataDir).length) : null;
+    }
+    return { members: o.members.map((m) => `${m.id} ${m.name} ${m.isLearner ? 'learner' : 'voter'} ${m.peerURLs.join(',')}`).sort(), files, pids: bed.etcdProcesses() };
+  }
+
+  /** Runs an activity once, snapshots, runs it again, and requires the same state. Returns both results. */
+  async function twice<K extends keyof Activities>(name: K, ...args: Parameters<Activities[K]>) {
+    const first = await run(name, ...args);
+    const once = await snapshot();
+    const second = await run(name, ...args);
+    const again = await snapshot();
+    assert.deepEqual(again, once, `${String(name)} run twice left a different state than once`);
+    return [first, second] as const;
+  }
+
+  before(async () => {
+    bed = await Bed.up({ hosts: 5, members: 3 });
+    acts = createActivities({ ssh: bed.sshIdentity, etcd: bed.etcdCredentials });
+    voters = [...bed.spec.members];
+  });
+  after(async () => {
+    await bed?.down();
+  });
+  const member = (n: string) => Bed.memberInput(bed.host(n));
+  const spec = () => ({ ...bed.spec, members: [...voters] });
+  const ref = (n: string) => ({ endpoints: voters.flatMap((m) => m.clientURLs), member: member(n) });
+
+  it('observeCluster and preflightScaleOut only read', async () => {
+    await twice('observeCluster', { endpoints: bed.endpoints });
+    const [a, b] = await twice('preflightScaleOut', parseScaleOutInput({ spec: bed.spec, add: [member('etcd4')] }));
+    assert.deepEqual(a, b);
+  });
+
+  it('the scale-out steps for etcd4: cert, join, config-sync, start, catch-up, promote', async () => {
+    const [c1, c2] = await twice('issueCert', { spec: spec(), member: member('etcd4') });
+    assert.equal(c1.issued, true);
+    assert.equal(c2.issued, false, 'a valid certificate is kept');
+    assert.equal(c2.fingerprint, c1.fingerprint);
+
+    const [j1, j2] = await twice('addLearner', ref('etcd4'));
+    assert.equal(j1.existed, false);
+    assert.equal(j2.existed, true);
+    assert.equal(j2.id, j1.id);
+
+    const target = [...voters, member('etcd4')];
+    const [s1, s2] = await twice('syncConfig', { spec: spec(), members: target, joining: 'etcd4' });
+    assert.deepEqual(s1.changed.sort(), ['etcd1', 'etcd2', 'etcd3', 'etcd4']);
+    assert.deepEqual(s2.changed, []);
+
+    await twice('startMember', { spec: spec(), member: member('etcd4') });
+    assert.notEqual(bed.etcdPid('etcd4'), null);
+
+    const [u1, u2] = await twice('awaitCatchUp', { ...ref('etcd4'), maxLag: 100 });
+    assert.equal(u2.id, u1.id);
+
+    const [p1, p2] = await twice('promoteLearner', ref('etcd4'));
+    assert.equal(p1.alreadyVoter, false);
+    assert.equal(p2.alreadyVoter, true);
+    voters.push(member('etcd4'));
+    assert.equal((await bed.waitHealthy(30_000)).voters, 4);
+  });
+
+  it('the compensation steps for etcd5: remove the learner, retire the host, restore env files, stop', async () => {
+    await run('issueCert', { spec: spec(), member: member('etcd5') });
+    await run('addLearner', ref('etcd5'));
+    await run('syncConfig', { spec: spec(), members: [...voters, member('etcd5')], joining: 'etcd5' });
+    await run('startMember', { spec: spec(), member: member('etcd5') });
+
+    await twice('stopMember', { spec: spec(), member: member('etcd5') });
+    assert.equal(bed.etcdPid('etcd5'), null);
+    const [r1, r2] = await twice('removeLearner', ref('etcd5'));
+    assert.equal(r1.removed, true);
+    assert.equal(r2.removed, false);
+    await twice('retireHost', { spec: spec(), member: member('etcd5') });
+    const p = memberPaths(bed.spec, 'etcd5');
+    assert.equal(existsSync(p.envFile), false);
+    assert.ok(!existsSync(p.dataDir) || readdirSync(p.dataDir).length === 0);
+    const [s1, s2] = await twice('syncConfig', { spec: spec(), members: voters });
+    assert.deepEqual(s1.changed.sort(), ['etcd1', 'etcd2', 'etcd3', 'etcd4']);
+    assert.deepEqual(s2.changed, []);
+    const o = await bed.waitHealthy(30_000);
+    assert.equal(o.voters, 4);
+    assert.equal(o.learners, 0);
+  });
+
+  it('compensation never removes a voting member', async () => {
+    await assert.rejects(run('removeLearner', ref('etcd4')), /is a voting member; compensation removes learners only/);
+    assert.equal((await bed.observe()).voters, 4);
+  });
+});
