@@ -18,6 +18,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { parse as parseYaml } from 'yaml';
 import type { ClusterSpec } from '../spec/cluster';
 import { type ScaleOutInput, approvalPolicies, parseScaleOutInput } from '../spec/operations';
+import { innermostMessage } from '../workflows/errors';
 import {
   type HealthReport,
   type OperationStatus,
@@ -147,13 +148,7 @@ function newEvents(prev: Event[], next: Event[]): Event[] {
 
 /** The innermost useful message of an error chain (a workflow failure's own message, not "Workflow execution failed"). */
 function causeMessage(e: unknown): string {
-  let x: unknown = e;
-  let msg = e instanceof Error ? e.message : String(e);
-  while (x instanceof Error) {
-    if (!(x instanceof WorkflowFailedError) && x.message) msg = x.message;
-    x = (x as { cause?: unknown }).cause;
-  }
-  return msg;
+  return innermostMessage(e, (x) => x instanceof WorkflowFailedError);
 }
 
 // ---- talking to Temporal ------------------------------------------------------------------

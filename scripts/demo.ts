@@ -17,6 +17,7 @@ import { WriteLoad } from '../testbed/load';
 import { startTemporal } from '../testbed/temporal';
 import { createWorker } from '../worker';
 import { DEFAULT_TASK_QUEUE } from '../worker/config';
+import { innermostMessage } from '../workflows/errors';
 
 const opts = new Command('demo')
   .description('scale a local 3-member TLS etcd cluster to 5 through Temporal while it serves writes')
@@ -96,7 +97,7 @@ async function main(): Promise<number> {
       outcome = result.outcome;
     } catch (e) {
       outcome = 'failed';
-      error = causeChain(e);
+      error = innermostMessage(e);
     } finally {
       clearInterval(progress);
     }
@@ -134,11 +135,6 @@ async function main(): Promise<number> {
   }
 }
 
-function causeChain(e: unknown): string {
-  const parts: string[] = [];
-  for (let x: unknown = e; x instanceof Error; x = (x as { cause?: unknown }).cause) if (x.message && !parts.includes(x.message)) parts.push(x.message);
-  return parts.at(-1) ?? String(e);
-}
 
 main().then(
   (code) => process.exit(code),

@@ -156,3 +156,10 @@ export async function recordHistory(handle: { workflowId: string; fetchHistory()
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${name}.json`), stdout.endsWith('\n') ? stdout : `${stdout}\n`);
 }
+
+/** Every message in an error's cause chain, joined with " <- " (for assertions on the whole story). */
+export function causeChain(e: unknown): string {
+  const parts: string[] = [];
+  for (let x: unknown = e; x instanceof Error; x = (x as { cause?: unknown }).cause) parts.push(x.message);
+  return parts.join(' <- ') || String(e);
+}

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { Bed } from '../testbed';
 import { memberPaths } from '../spec/cluster';
 import { parseEnvFile } from '../activities/envfile';
-import { MembershipSampler, decodedHistoryText, recordHistory, startStack, waitFor, type Stack } from './helpers';
+import { MembershipSampler, causeChain, decodedHistoryText, recordHistory, startStack, waitFor, type Stack } from './helpers';
 
 const NEW = ['etcd4', 'etcd5'];
 
@@ -207,14 +207,3 @@ describe('scaleOut', () => {
     assert.equal(existsSync(memberPaths(b.spec, 'etcd4').envFile), false, 'nothing written to etcd4');
   });
 });
-
-/** Every message in an error's cause chain, joined. */
-function causeChain(e: unknown): string {
-  const parts: string[] = [];
-  let x: unknown = e;
-  while (x instanceof Error) {
-    parts.push(x.message);
-    x = (x as { cause?: unknown }).cause;
-  }
-  return parts.join(' <- ');
-}

@@ -24,6 +24,7 @@ import type { ClusterObservation } from '../activities/etcd';
 import type { ScaleOutPlan } from '../activities/preflight';
 import type { ClusterSpec, Member } from '../spec/cluster';
 import type { ScaleOutInput } from '../spec/operations';
+import { innermostMessage } from './errors';
 import { gateBlockers } from './gate';
 import {
   type AbortArgs,
@@ -366,16 +367,8 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
   }
 }
 
-/** The innermost message of a failure chain (an activity's own error, not "Activity task failed"). */
-function causeOf(err: unknown): string {
-  let e: unknown = err;
-  let msg = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error) {
-    if (!(e instanceof ActivityFailure) && e.message) msg = e.message;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return msg;
-}
+/** The activity's own error, not "Activity task failed". */
+const causeOf = (err: unknown) => innermostMessage(err, (e) => e instanceof ActivityFailure);
 
 function renderDetails(s: OperationStatus): string {
   const lines = [

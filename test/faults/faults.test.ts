@@ -11,7 +11,7 @@ import { StewardClient, type Operation, type ScaleOutResult } from '../../client
 import { Bed } from '../../testbed';
 import { sleep } from '../../testbed/procs';
 import { startTemporal, type TemporalServer } from '../../testbed/temporal';
-import { MembershipSampler, recordHistory, waitFor } from '../helpers';
+import { MembershipSampler, causeChain, recordHistory, waitFor } from '../helpers';
 import { WorkerProcess, activityCompletions, checkEndState } from './harness';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -69,29 +69,23 @@ async function runCase(
     await sampler.stop();
     if (opts.expectFailure) {
       if (end.ok) problems.push(`expected a failure, got ${end.r.outcome}`);
-      else if (!opts.expectFailure.test(causes(end.e))) problems.push(`failure does not say why: ${causes(end.e)}`);
+      else if (!opts.expectFailure.test(causeChain(end.e))) problems.push(`failure does not say why: ${causeChain(end.e)}`);
       problems.push(...(await checkEndState(bed, EXISTING, EXISTING.filter((x) => !opts.restarted?.includes(x)), before)));
     } else {
-      if (!end.ok) problems.push(`operation failed: ${causes(end.e)}`);
+      if (!end.ok) problems.push(`operation failed: ${causeChain(end.e)}`);
       else if (end.r.outcome !== 'completed') problems.push(`operation ${end.r.outcome}`);
       problems.push(...(await checkEndState(bed, [...EXISTING, ...opts.add], EXISTING.filter((x) => !opts.restarted?.includes(x)), before)));
     }
     if (sampler.maxLearners() > 1) problems.push(`${sampler.maxLearners()} learners at once`);
     if (name.startsWith('worker killed after cert completed')) await recordHistory(op.handle, 'scaleOut-worker-crash-and-resume', temporal.address);
   } catch (e) {
-    problems.push(`case error: ${causes(e)}`);
+    problems.push(`case error: ${causeChain(e)}`);
   } finally {
     await sampler.stop();
     await worker.stop();
     await bed.down();
   }
   results.push({ name, survived: problems.length === 0, detail: problems.length ? problems.join('; ') : detail });
-}
-
-function causes(e: unknown): string {
-  const parts: string[] = [];
-  for (let x: unknown = e; x instanceof Error; x = (x as { cause?: unknown }).cause) parts.push(x.message);
-  return parts.join(' <- ') || String(e);
 }
 
 /** Kill the worker, start a fresh one, and report how long until `type` completed again after the kill. */
