@@ -3,7 +3,7 @@
  *
  *   const steward = await StewardClient.connect({ address: 'temporal.example:7233' });
  *   const spec = loadClusterSpec('prod-etcd.yaml');
- *   const op = await steward.startScaleOut({ spec, add: [{ name: 'etcd4', address: '10.0.0.14', ssh: { hostKey: '...' } }] });
+ *   const op = await steward.startScaleOut({ spec, add: [{ name: 'etcd4', address: '192.0.2.14', ssh: { hostKey: '...' } }] });
  *   console.log(await op.status());
  *   await op.result();
  *

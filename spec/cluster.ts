@@ -34,7 +34,7 @@ const httpsUrl = z
     } catch {
       return false;
     }
-  }, 'must be a URL like https://10.0.0.1:2380 (scheme, host and port, no path)');
+  }, 'must be a URL like https://192.0.2.1:2380 (scheme, host and port, no path)');
 
 /**
  * A pinned SSH host key: either an OpenSSH public key line (`ssh-ed25519 AAAA...`, as in
