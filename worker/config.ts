@@ -18,6 +18,8 @@ const schema = z.object({
   STEWARD_ETCD_CA: z.string({ error: "is not set: the path of the etcd cluster's CA certificate (ca.pem)" }).min(1),
   STEWARD_ETCD_CERT: z.string({ error: 'is not set: the path of an etcd client certificate (clientAuth) signed by that CA' }).min(1),
   STEWARD_ETCD_KEY: z.string({ error: "is not set: the path of that client certificate's private key" }).min(1),
+  /** Optional: a workflow bundle made ahead of time with `npm run bundle`; without it the worker bundles workflows/ at start. */
+  STEWARD_WORKFLOW_BUNDLE: z.string().min(1).optional(),
 });
 
 export interface WorkerConfig {
@@ -25,6 +27,7 @@ export interface WorkerConfig {
   namespace: string;
   taskQueue: string;
   files: { sshKey: string; etcdCa: string; etcdCert: string; etcdKey: string };
+  workflowBundle?: string;
 }
 
 export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -36,6 +39,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
     namespace: c.STEWARD_NAMESPACE,
     taskQueue: c.STEWARD_TASK_QUEUE,
     files: { sshKey: c.STEWARD_SSH_KEY, etcdCa: c.STEWARD_ETCD_CA, etcdCert: c.STEWARD_ETCD_CERT, etcdKey: c.STEWARD_ETCD_KEY },
+    ...(c.STEWARD_WORKFLOW_BUNDLE ? { workflowBundle: c.STEWARD_WORKFLOW_BUNDLE } : {}),
   };
 }
 

@@ -14,7 +14,14 @@ async function main(): Promise<void> {
   try {
     const hold = parseFaultHold(process.env.STEWARD_TEST_FAULT_HOLD);
     if (hold) process.stderr.write(`TEST FIXTURE: fault injection on: the first ${hold.activity} holds ${hold.point} its work\n`);
-    const worker = await createWorker({ connection, namespace: config.namespace, taskQueue: config.taskQueue, deps, around: holdAround(hold) });
+    const worker = await createWorker({
+      connection,
+      namespace: config.namespace,
+      taskQueue: config.taskQueue,
+      deps,
+      around: holdAround(hold),
+      ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
+    });
     process.stderr.write(`etcd-steward worker polling task queue "${config.taskQueue}" on ${config.address} (namespace ${config.namespace})\n`);
     await worker.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
   } finally {

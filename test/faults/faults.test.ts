@@ -11,6 +11,7 @@ import { StewardClient, type Operation, type ScaleOutResult } from '../../client
 import { Bed } from '../../testbed';
 import { sleep } from '../../testbed/procs';
 import { startTemporal, type TemporalServer } from '../../testbed/temporal';
+import { writeWorkflowBundle } from '../../scripts/bundle';
 import { MembershipSampler, causeChain, recordHistory, waitFor } from '../helpers';
 import { WorkerProcess, activityCompletions, checkEndState } from './harness';
 
@@ -24,6 +25,8 @@ interface CaseResult {
 const results: CaseResult[] = [];
 
 const TEMPORAL_DIR = join(tmpdir(), 'etcd-steward-faults-temporal');
+/** Workflows bundled once for the suite, so each worker process starts without bundling. */
+const BUNDLE = join(tmpdir(), 'etcd-steward-faults-workflow-bundle.js');
 const DB = join(TEMPORAL_DIR, 'temporal.db');
 let temporal: TemporalServer;
 let steward: StewardClient;
@@ -43,7 +46,7 @@ async function runCase(
   const bed = await Bed.up({ hosts: 3 + opts.add.length, members: 3 });
   const marker = join(bed.dir, 'hold-reached');
   const before = bed.etcdProcesses();
-  let worker = await WorkerProcess.start(bed, temporal.address, { name: 'first', ...(opts.hold ? { hold: opts.hold(marker) } : {}) });
+  let worker = await WorkerProcess.start(bed, temporal.address, { name: 'first', workflowBundle: BUNDLE, ...(opts.hold ? { hold: opts.hold(marker) } : {}) });
   let n = 0;
   const sampler = new MembershipSampler(bed.endpoints, bed.etcdCredentials, 200);
   let detail = '';
@@ -61,11 +64,11 @@ async function runCase(
       worker: () => worker,
       replaceWorker: async () => {
         await worker.kill();
-        worker = await WorkerProcess.start(bed, temporal.address, { name: `replacement-${++n}` });
+        worker = await WorkerProcess.start(bed, temporal.address, { name: `replacement-${++n}`, workflowBundle: BUNDLE });
       },
       history: () => op.handle.fetchHistory(),
     });
-    const end = await Promise.race([outcome, sleep(180_000).then(() => ({ ok: false as const, e: new Error('did not end within 180 s') }))]);
+    const end = await within(outcome, 180_000, () => ({ ok: false as const, e: new Error('did not end within 180 s') }));
     await sampler.stop();
     if (opts.expectFailure) {
       if (end.ok) problems.push(`expected a failure, got ${end.r.outcome}`);
@@ -86,6 +89,16 @@ async function runCase(
     await bed.down();
   }
   results.push({ name, survived: problems.length === 0, detail: problems.length ? problems.join('; ') : detail });
+}
+
+/** `p`, or `onTimeout()` after `ms`; the timer is cleared so it never holds the process open. */
+async function within<T>(p: Promise<T>, ms: number, onTimeout: () => T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(onTimeout()), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Kill the worker, start a fresh one, and report how long until `type` completed again after the kill. */
@@ -115,7 +128,7 @@ const STEPS: [string, string][] = [
 describe('fault matrix', () => {
   before(async () => {
     if (existsSync(TEMPORAL_DIR)) rmSync(TEMPORAL_DIR, { recursive: true, force: true });
-    await startServer();
+    await Promise.all([startServer(), writeWorkflowBundle(BUNDLE)]);
     steward = await StewardClient.connect({ address: temporal.address });
   });
   after(async () => {

@@ -20,7 +20,7 @@ export class WorkerProcess {
     private readonly exited: Promise<void>,
   ) {}
 
-  static async start(bed: Bed, address: string, opts: { hold?: string; name: string }): Promise<WorkerProcess> {
+  static async start(bed: Bed, address: string, opts: { hold?: string; name: string; workflowBundle?: string }): Promise<WorkerProcess> {
     const logFile = join(bed.dir, `worker-${opts.name}.log`);
     const fd = openSync(logFile, 'a');
     const env: NodeJS.ProcessEnv = {
@@ -33,6 +33,7 @@ export class WorkerProcess {
     };
     delete env.STEWARD_TEST_FAULT_HOLD;
     if (opts.hold) env.STEWARD_TEST_FAULT_HOLD = opts.hold;
+    if (opts.workflowBundle) env.STEWARD_WORKFLOW_BUNDLE = opts.workflowBundle;
     const child = spawn(process.execPath, ['--import', 'tsx', '--disable-warning=DEP0123', join(REPO, 'worker', 'main.ts')], { cwd: REPO, env, stdio: ['ignore', fd, fd] });
     closeSync(fd);
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -57,7 +58,9 @@ export class WorkerProcess {
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill('SIGTERM');
-    await Promise.race([this.exited, sleep(15_000)]);
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([this.exited, new Promise<void>((r) => (grace = setTimeout(r, 15_000)))]);
+    clearTimeout(grace);
     if (this.child.exitCode === null && this.child.signalCode === null) await this.kill();
   }
 }
