@@ -169,11 +169,22 @@ describe('scaleOut decisions (stubbed activities)', () => {
     });
   });
 
-  it('each-batch: every batch waits for its own approval', async () => {
+  it('each-batch: every batch waits for its own approval; the Web UI sees the signals, the query and the current details', async () => {
     const fake = new FakeCluster(['a', 'b', 'c']);
     await withWorker(fake, async () => {
-      const op = await steward.startScaleOut({ spec: spec('stray'), add: [newMember('d', 4), newMember('e', 5)], policy: { approval: 'each-batch' } });
+      const op = await steward.startScaleOut({ spec: spec('each'), add: [newMember('d', 4), newMember('e', 5)], policy: { approval: 'each-batch' } });
       await waitFor('approval of batch 1', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 1')));
+      // What the Web UI shows: the signals and the query with their descriptions, and the current details.
+      const meta = (await op.handle.query('__temporal_workflow_metadata')) as {
+        definition?: { signalDefinitions?: { name: string; description?: string }[]; queryDefinitions?: { name: string; description?: string }[] };
+        currentDetails?: string;
+      };
+      const signals = Object.fromEntries((meta.definition?.signalDefinitions ?? []).map((d) => [d.name, d.description ?? '']));
+      assert.deepEqual(Object.keys(signals).sort(), ['abort', 'approve', 'pause', 'quorum', 'resume']);
+      assert.match(signals.approve!, /quorum gate/);
+      assert.ok((meta.definition?.queryDefinitions ?? []).some((q) => q.name === 'status' && /what the gate waits for/.test(q.description ?? '')));
+      assert.match(meta.currentDetails ?? '', /\*\*scaleOut each\*\* — gate — batch 1\/2: d/);
+      assert.match(meta.currentDetails ?? '', /waiting for:\*\* approval of batch 1 \(d\)/);
       await op.approve({ by: 'test' });
       await waitFor('approval of batch 2', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 2')));
       assert.ok(fake.calls.includes('promoteLearner d'));
