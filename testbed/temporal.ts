@@ -93,7 +93,8 @@ export interface TemporalServer {
   uiUrl: string;
   /** The dev server's pid when we spawned it ourselves. */
   pid: number | undefined;
-  stop(): Promise<void>;
+  /** Stops the server and removes its directory (log, database), unless `keepFiles` (to restart it on the same database). */
+  stop(opts?: { keepFiles?: boolean }): Promise<void>;
 }
 
 /** Starts a Temporal dev server with its Web UI and waits until both answer. */
@@ -119,7 +120,16 @@ export async function startTemporal(opts: TemporalOptions): Promise<TemporalServ
     const env = await TestWorkflowEnvironment.createLocal({
       server: { executable: { type: 'cached-download' }, ip, port, ui: true, uiPort, namespace, ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}) },
     });
-    return { address, namespace, uiUrl, pid: undefined, stop: () => env.teardown() };
+    return {
+      address,
+      namespace,
+      uiUrl,
+      pid: undefined,
+      stop: async (o) => {
+        await env.teardown();
+        if (!o?.keepFiles) rmSync(opts.dir, { recursive: true, force: true });
+      },
+    };
   }
 
   const log = join(opts.dir, 'temporal.log');
@@ -136,7 +146,16 @@ export async function startTemporal(opts: TemporalOptions): Promise<TemporalServ
     await stopProcesses([proc]);
     throw e;
   }
-  return { address, namespace, uiUrl, pid, stop: () => stopProcesses([proc]) };
+  return {
+    address,
+    namespace,
+    uiUrl,
+    pid,
+    stop: async (o) => {
+      await stopProcesses([proc]);
+      if (!o?.keepFiles) rmSync(opts.dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Waits until the frontend answers and the namespace exists. */

@@ -161,7 +161,7 @@ describe('fault matrix', () => {
     await runCase('Temporal server restarted after join', { add: ['etcd4'] }, async (ctx) => {
       await waitFor('the join', async () => activityCompletions(await ctx.history()).some((c) => c.type === 'addLearner'), 120_000, 50);
       const t = Date.now();
-      await temporal.stop();
+      await temporal.stop({ keepFiles: true });
       await sleep(2_000);
       await startServer();
       return `server down ${((Date.now() - t) / 1000).toFixed(1)} s`;
