@@ -128,7 +128,7 @@ export class WriteLoad {
     clearTimeout(this.hardStop);
     await Promise.all([...this.inflight]);
     const end = Date.now();
-    this.longestGap = Math.max(this.longestGap, this.ok > 0 ? 0 : end - this.started);
+    this.longestGap = Math.max(this.longestGap, end - this.lastOk); // an outage at the very end counts too
     this.client.close();
     const sorted = [...this.latencies].sort((a, b) => a - b);
     return {
