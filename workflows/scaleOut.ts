@@ -17,7 +17,6 @@ import {
   type RetryPolicy,
   setCurrentDetails,
   setHandler,
-  sleep,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ClusterObservation } from '../activities/etcd';
@@ -73,7 +72,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
   const { awaitCatchUp } = proxyActivities<Activities>({
     scheduleToCloseTimeout: policy.catchUpTimeout,
     startToCloseTimeout: policy.catchUpTimeout,
-    heartbeatTimeout: '10 seconds',
+    heartbeatTimeout,
     retry,
   });
   const undo = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', scheduleToCloseTimeout: '15 minutes', heartbeatTimeout, retry });
@@ -316,7 +315,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
 
       phase('catch-up');
       setMember(m.name, 'catching-up');
-      const caught = await interruptible(() => acts.awaitCatchUp({ ...ref, maxLag: policy.maxCatchUpLag }));
+      const caught = await interruptible(() => awaitCatchUp({ ...ref, maxLag: policy.maxCatchUpLag }));
       catchUpMs[m.name] = caught.tookMs;
       event(`${m.name}: caught up in ${caught.tookMs} ms (applied ${caught.learnerApplied} vs leader ${caught.leaderApplied})`);
       checkAbort(); // the last safe point: after this the member is promoted and kept
