@@ -88,3 +88,33 @@ export function setEnvVar(text: string, key: string, value: string): string {
   const body = text === '' || text.endsWith('\n') ? text : `${text}\n`;
   return `${body}${key}=${value}\n`;
 }
+
+/** Removes every `KEY=...` line (with or without `export`) from an env file's text, keeping every other line as it is. */
+export function unsetEnvVar(text: string, key: string): string {
+  const re = new RegExp(`^\\s*(?:export\\s+)?${key}=`);
+  const lines = text.split('\n');
+  const kept = lines.filter((line) => !re.test(line));
+  return kept.length === lines.length ? text : kept.join('\n');
+}
+
+/**
+ * An env file's text with `set` variables set and `unset` variables removed, other lines
+ * untouched; `changed` names the variables whose value (as parsed) differs. A variable that
+ * already has its value is left as written (quotes and all).
+ */
+export function applyEnvChange(text: string, change: { set: Record<string, string>; unset: string[] }): { text: string; changed: string[] } {
+  const cur = parseEnvFile(text);
+  let next = text;
+  const changed: string[] = [];
+  for (const [k, v] of Object.entries(change.set)) {
+    if (cur[k] === v) continue;
+    next = setEnvVar(next, k, v);
+    changed.push(k);
+  }
+  for (const k of change.unset) {
+    if (!Object.hasOwn(cur, k)) continue;
+    next = unsetEnvVar(next, k);
+    changed.push(k);
+  }
+  return { text: next, changed };
+}

@@ -7,6 +7,9 @@
  */
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
+import type { ClusterObservation, ListedMember, MemberStatus } from '../common/observation';
+
+export type { ClusterObservation, ListedMember, MemberStatus } from '../common/observation';
 
 /** The worker's etcd client credentials (worker configuration, never part of a payload). */
 export interface EtcdCredentials {
@@ -24,45 +27,6 @@ export function etcdClient(endpoints: string[], creds: EtcdCredentials, opts: { 
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
     ...(opts.retry === false ? { faultHandling: { global: noop, host: () => noop } } : {}),
   });
-}
-
-/** One member as the cluster's member list reports it (ids are uint64 decimal strings). */
-export interface ListedMember {
-  id: string;
-  /** Empty for a member that was added but has not started yet. */
-  name: string;
-  peerURLs: string[];
-  clientURLs: string[];
-  isLearner: boolean;
-}
-
-/** One member's own answer to Status, or why it gave none. */
-export interface MemberStatus {
-  id: string;
-  name: string;
-  endpoint: string | null;
-  ok: boolean;
-  error?: string;
-  leaderId?: string;
-  raftTerm?: string;
-  raftIndex?: string;
-  raftAppliedIndex?: string;
-  dbSizeBytes?: number;
-  version?: string;
-  isLearner: boolean;
-}
-
-export interface ClusterObservation {
-  members: ListedMember[];
-  statuses: MemberStatus[];
-  /** The leader all answering voters agree on, if they agree. */
-  leaderId: string | null;
-  /** Voting members, learners excluded. */
-  voters: number;
-  learners: number;
-  /** Every reason the cluster is not healthy right now; empty when it is. */
-  problems: string[];
-  healthy: boolean;
 }
 
 function errText(e: unknown): string {

@@ -10,6 +10,7 @@ import { type ClusterObservation, type EtcdCredentials, observeCluster } from '.
 import { hostActivities } from './host';
 import { membershipActivities } from './membership';
 import { preflightActivities } from './preflight';
+import { restartActivities } from './restart';
 import type { SshIdentity } from './ssh';
 
 export interface ActivityDeps {
@@ -54,6 +55,7 @@ export function createActivities(deps: ActivityDeps, around: ActivityWrapper = (
     Object.fromEntries(Object.entries(acts).map(([k, f]) => [k, heartbeating(around(k, f))])) as T;
   const membership = membershipActivities(deps.etcd);
   const { awaitCatchUp, ...quick } = membership; // awaitCatchUp heartbeats its own progress
+  const { awaitMemberReady, ...restartSteps } = restartActivities(deps.ssh, deps.etcd); // so does awaitMemberReady
   return {
     ...allHeartbeating({
       /** Reads the member list and each member's status; read-only, so trivially idempotent. */
@@ -61,8 +63,9 @@ export function createActivities(deps: ActivityDeps, around: ActivityWrapper = (
         return observeCluster(deps.etcd, input);
       },
     }),
-    ...allHeartbeating({ ...preflightActivities(deps.ssh, deps.etcd), ...hostActivities(deps.ssh), ...quick }),
+    ...allHeartbeating({ ...preflightActivities(deps.ssh, deps.etcd), ...hostActivities(deps.ssh), ...quick, ...restartSteps }),
     awaitCatchUp: around('awaitCatchUp', awaitCatchUp),
+    awaitMemberReady: around('awaitMemberReady', awaitMemberReady),
   };
 }
 

@@ -123,29 +123,38 @@ export function membershipActivities(creds: EtcdCredentials) {
      * in a row, heartbeating the lag. Cancellable (abort): it stops at the next heartbeat.
      */
     async awaitCatchUp({ endpoints, member, maxLag, pollMs }: LearnerRef & { maxLag: number; pollMs?: number }): Promise<CatchUpResult> {
-      const ctx = Context.current();
-      const t0 = Date.now();
-      let good = 0;
-      let samples = 0;
-      for (;;) {
-        samples++;
-        const sample = await sampleLag(creds, endpoints, member).catch((e: unknown) => ({ error: errText(e) }));
-        if ('error' in sample) {
-          good = 0;
-          ctx.heartbeat({ waiting: sample.error });
-        } else {
-          ctx.heartbeat({ lag: sample.lag, leaderApplied: sample.leaderApplied, learnerApplied: sample.learnerApplied });
-          good = sample.lag <= maxLag ? good + 1 : 0;
-          if (good >= 2) return { id: sample.id, tookMs: Date.now() - t0, leaderApplied: sample.leaderApplied, learnerApplied: sample.learnerApplied, lag: sample.lag, samples };
-        }
-        await ctx.sleep(pollMs ?? 250);
-      }
+      const r = await pollUntilTwice(
+        () => sampleMember(creds, endpoints, member, 'LearnerGone'),
+        (s) => ({ ok: s.lag <= maxLag, details: { lag: s.lag, leaderApplied: s.leaderApplied, learnerApplied: s.applied } }),
+        pollMs ?? 250,
+      );
+      return { id: r.sample.id, tookMs: r.tookMs, leaderApplied: r.sample.leaderApplied, learnerApplied: r.sample.applied, lag: r.sample.lag, samples: r.samples };
     },
   };
 }
 
-/** The learner's applied index against the leader's, each asked of that member alone. */
-async function sampleLag(creds: EtcdCredentials, endpoints: string[], member: LearnerRef['member']) {
+/** One look at a member next to its leader (see sampleMember). */
+export interface MemberSample {
+  id: string;
+  isLearner: boolean;
+  /** The leader as the member sees it. */
+  leaderId: string;
+  leaderName: string;
+  /** The leader says so itself (false for a moment around an election). */
+  leaderAgrees: boolean;
+  /** Raft applied index of the member and of its leader (decimal strings). */
+  applied: string;
+  leaderApplied: string;
+  /** How far the member's applied index is behind the leader's (0 when ahead). */
+  lag: number;
+}
+
+/**
+ * The member's applied index against the leader's, each asked of that member alone. Throws a
+ * plain (retryable, waited-out) error while the member does not answer or sees no leader, and
+ * a non-retryable `goneType` failure when the member is not in the member list at all.
+ */
+export async function sampleMember(creds: EtcdCredentials, endpoints: string[], member: LearnerRef['member'], goneType: string): Promise<MemberSample> {
   const list = etcdClient(endpoints, creds, { timeoutMs: 5_000 });
   let members: ListedMember[];
   try {
@@ -154,7 +163,7 @@ async function sampleLag(creds: EtcdCredentials, endpoints: string[], member: Le
     list.close();
   }
   const me = findByPeer(members, member.peerURLs);
-  if (!me) throw ApplicationFailure.nonRetryable(`${member.name} is no longer in the member list`, 'LearnerGone');
+  if (!me) throw ApplicationFailure.nonRetryable(`${member.name} is no longer in the member list`, goneType);
   const status = async (url: string) => {
     const c = etcdClient([url], creds, { retry: false, timeoutMs: 3_000 });
     try {
@@ -168,8 +177,52 @@ async function sampleLag(creds: EtcdCredentials, endpoints: string[], member: Le
   });
   const leader = members.find((x) => x.id === String(mine.leader));
   if (!leader || leader.clientURLs.length === 0) throw new Error(`${member.name} sees no leader yet`);
-  const ls = await status(leader.clientURLs[0]!);
+  const ls = leader.id === me.id ? mine : await status(leader.clientURLs[0]!);
   const applied = (s: typeof ls) => BigInt((s as { raftAppliedIndex?: string }).raftAppliedIndex ?? s.raftIndex);
   const lag = applied(ls) - applied(mine);
-  return { id: me.id, leaderApplied: applied(ls).toString(), learnerApplied: applied(mine).toString(), lag: Number(lag < 0n ? 0n : lag) };
+  return {
+    id: me.id,
+    isLearner: me.isLearner,
+    leaderId: leader.id,
+    leaderName: leader.name,
+    leaderAgrees: String(ls.leader) === leader.id,
+    applied: applied(mine).toString(),
+    leaderApplied: applied(ls).toString(),
+    lag: Number(lag < 0n ? 0n : lag),
+  };
+}
+
+/**
+ * Samples every `pollMs` until `check` says ok on two samples in a row, heartbeating each
+ * sample's details (or what it waits for). Cancellable: the sleep between samples throws once
+ * the activity is cancelled (the cancellation arrives with a heartbeat). Plain errors from a
+ * sample are states to wait out; a non-retryable ApplicationFailure ends the wait.
+ */
+export async function pollUntilTwice<S>(
+  sample: () => Promise<S>,
+  check: (s: S) => { ok: boolean; details: Record<string, unknown> },
+  pollMs: number,
+): Promise<{ sample: S; samples: number; tookMs: number }> {
+  const ctx = Context.current();
+  const t0 = Date.now();
+  let good = 0;
+  let samples = 0;
+  for (;;) {
+    samples++;
+    let s: S | undefined;
+    try {
+      s = await sample();
+    } catch (e) {
+      if (e instanceof ApplicationFailure && e.nonRetryable) throw e;
+      good = 0;
+      ctx.heartbeat({ waiting: errText(e) });
+    }
+    if (s !== undefined) {
+      const { ok, details } = check(s);
+      ctx.heartbeat(details);
+      good = ok ? good + 1 : 0;
+      if (good >= 2) return { sample: s, samples, tookMs: Date.now() - t0 };
+    }
+    await ctx.sleep(pollMs);
+  }
 }

@@ -3,13 +3,15 @@
  *
  *   health --spec prod-etcd.yaml
  *   scale-out --spec prod-etcd.yaml --add new-members.yaml --approval each-batch
+ *   restart --spec prod-etcd.yaml --reason "quota 8 GiB" --set ETCD_QUOTA_BACKEND_BYTES=8589934592
  *   status|watch|approve|pause|resume --cluster prod-etcd
  *   abort --cluster prod-etcd --reason "..."
  *   quorum --cluster prod-etcd --unhealthy --reason "..." --source alertmanager
  *   list
  *
  * Exit status: 0 done (or healthy, or completed); 1 failed, unhealthy, or an error; 2 bad input
- * (options or files); 3 the cluster already has an operation running; 4 the operation was aborted.
+ * (options or files); 3 the cluster already has an operation running; 4 the operation was aborted;
+ * 5 the operation refused the action (e.g. approve with no batch waiting).
  */
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
@@ -17,12 +19,15 @@ import { type Client, type WorkflowExecutionDescription, type WorkflowHandle, Wo
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { ClusterSpec } from '../spec/cluster';
-import { type ScaleOutInput, approvalPolicies, parseScaleOutInput } from '../spec/operations';
-import { innermostMessage } from '../workflows/errors';
+import { type RollingRestartInput, type ScaleOutInput, approvalPolicies, parseRollingRestartInput, parseScaleOutInput } from '../spec/operations';
+import { innermostMessage } from '../common/errors';
 import {
   type HealthReport,
   type OperationStatus,
+  type RollingRestartResult,
   type ScaleOutResult,
+  Operation,
+  OperationRejectedError,
   OperationRunningError,
   SpecError,
   StewardClient,
@@ -30,7 +35,7 @@ import {
   operationWorkflowId,
 } from './index';
 
-const EXIT = { ok: 0, failed: 1, badInput: 2, running: 3, aborted: 4 } as const;
+const EXIT = { ok: 0, failed: 1, badInput: 2, running: 3, aborted: 4, rejected: 5 } as const;
 /** How the printed hints invoke the CLI. */
 const SELF = 'npm run steward --';
 /** How long a status query may take: a query needs a worker, and the server waits 30 s for one. */
@@ -105,7 +110,8 @@ function formatStatus(s: OperationStatus, d: WorkflowExecutionDescription, hints
     `${s.operation} of ${s.cluster} — workflow ${d.workflowId} ${d.status.name}, started ${dateTime(d.startTime)}${d.closeTime ? `, closed ${dateTime(d.closeTime)}` : ''}`,
     `phase:       ${s.phase}`,
   ];
-  if (s.plan) lines.push(`plan:        ${s.plan.from} → ${s.plan.to} voting members, one batch each: ${s.plan.batches.join(', ')}`);
+  if (s.plan && s.operation === 'scaleOut') lines.push(`plan:        ${s.plan.from} → ${s.plan.to} voting members, one batch each: ${s.plan.batches.join(', ')}`);
+  else if (s.plan) lines.push(`plan:        ${s.plan.from} voting members; batches from here (decided again from live health before each): ${s.plan.batches.map((b) => `[${b}]`).join(' → ') || 'none'}`);
   if (s.batch) lines.push(`batch:       ${s.batch.index + 1}/${s.batch.of} (${s.batch.member})`);
   lines.push(`members:     ${s.members.map((m) => `${m.name} ${m.state}`).join(', ')}`);
   if (waitingFor(s).length) {
@@ -132,6 +138,20 @@ function formatScaleOutResult(r: ScaleOutResult): string {
         ];
   const catchUp = Object.entries(r.catchUpMs);
   if (catchUp.length) lines.push(`  learner catch-up: ${catchUp.map(([n, ms]) => `${n} ${ms} ms`).join(', ')}`);
+  for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  return lines.join('\n');
+}
+
+function formatRollingRestartResult(r: RollingRestartResult): string {
+  const lines = [
+    r.outcome === 'completed'
+      ? `completed: restarted ${r.restarted.map((x) => x.member).join(', ')}; at most ${r.largestBatch} member(s) down at once`
+      : `aborted${who(r.abort?.by)}: ${r.abort?.reason ?? 'no reason given'}; restarted ${r.restarted.map((x) => x.member).join(', ') || 'none'}, not restarted ${r.notRestarted.join(', ') || 'none'}; every member runs`,
+  ];
+  for (const x of r.restarted) {
+    lines.push(`  ${x.member}: batch ${x.batch}, ${x.wasDown ? 'was down, started' : `pid ${x.pidBefore} → ${x.pid}`}, ready in ${x.readyMs} ms${x.envChanged.length ? `, changed ${x.envChanged.join(', ')}` : ''}`);
+  }
+  for (const m of r.leaderMoves) lines.push(`  leadership moved ${m.from} → ${m.to} before ${m.from} was restarted`);
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n');
 }
@@ -192,15 +212,16 @@ async function describeOperation(steward: StewardClient, cluster: string): Promi
 }
 
 /**
- * Sends a signal to the running operation of a cluster, then prints what the workflow made of it
- * (the events it recorded since; a query sent after a signal sees the signal handled).
+ * Sends an operator action (an Update, answered by the workflow, or the `quorum` signal) to the
+ * running operation of a cluster, prints the answer, then what the workflow made of it (the
+ * events it recorded since). A rejection by the workflow's validator is one line and exit 5.
  */
-async function signal(
+async function send(
   steward: StewardClient,
   g: Globals,
   cluster: string,
   what: string,
-  send: (h: WorkflowHandle) => Promise<void>,
+  act: (op: Operation<unknown>, h: WorkflowHandle) => Promise<string | void>,
   check?: (s: OperationStatus) => void,
 ): Promise<number> {
   const { handle, description } = await describeOperation(steward, cluster);
@@ -208,13 +229,15 @@ async function signal(
   if (description.status.name !== 'RUNNING') throw new CliError(`the operation on cluster ${cluster} (workflow ${handle.workflowId}) has already ended (${description.status.name}); there is nothing to ${what}`);
   const before = await query(steward.temporal, handle, g).catch(() => null);
   if (before && check) check(before);
+  let answer: string | void;
   try {
-    await send(handle);
+    answer = await act(new Operation(handle), handle);
   } catch (e) {
     if (e instanceof WorkflowNotFoundError) throw ended();
+    if (e instanceof OperationRejectedError) throw new CliError(`${what} rejected: ${e.reason}`, EXIT.rejected);
     throw e;
   }
-  console.log(`${what}: sent to ${handle.workflowId}`);
+  console.log(`${what}: ${answer ?? `sent to ${handle.workflowId}`}`);
   try {
     const after = await query(steward.temporal, handle, g);
     for (const e of newEvents(before?.events ?? [], after.events)) console.log(`  ${eventLine(e)}`);
@@ -270,8 +293,9 @@ async function watch(steward: StewardClient, g: Globals, handle: WorkflowHandle,
 async function outcome(handle: WorkflowHandle, d: WorkflowExecutionDescription): Promise<number> {
   switch (d.status.name) {
     case 'COMPLETED': {
-      const r = (await handle.result()) as ScaleOutResult;
-      if (d.type === 'scaleOut') console.log(formatScaleOutResult(r));
+      const r = (await handle.result()) as ScaleOutResult | RollingRestartResult;
+      if (d.type === 'scaleOut') console.log(formatScaleOutResult(r as ScaleOutResult));
+      else if (d.type === 'rollingRestart') console.log(formatRollingRestartResult(r as RollingRestartResult));
       else console.log(`completed: ${JSON.stringify(r)}`);
       return r?.outcome === 'aborted' ? EXIT.aborted : EXIT.ok;
     }
@@ -316,12 +340,12 @@ const positiveInt = (what: string) => (v: string) => {
 // ---- the commands -------------------------------------------------------------------------
 
 const program = new Command('etcd-steward')
-  .description('Operate etcd-steward: check a cluster, scale it out, and watch, approve, pause, resume or abort its operation.')
+  .description('Operate etcd-steward: check a cluster, scale it out, restart it member by member, and watch, approve, pause, resume or abort its operation.')
   .addOption(new Option('--address <host:port>', 'Temporal frontend').env('STEWARD_TEMPORAL_ADDRESS').default('127.0.0.1:7233'))
   .addOption(new Option('--namespace <name>', 'Temporal namespace').env('STEWARD_NAMESPACE').default('default'))
   .addOption(new Option('--task-queue <name>', "the workers' task queue").env('STEWARD_TASK_QUEUE').default('etcd-steward'))
   .showHelpAfterError('(add --help for usage)')
-  .addHelpText('after', '\nExit status: 0 ok, 1 failed or unhealthy or error, 2 bad input, 3 an operation is already running, 4 aborted.')
+  .addHelpText('after', '\nExit status: 0 ok, 1 failed or unhealthy or error, 2 bad input, 3 an operation is already running, 4 aborted, 5 the operation refused the action.')
   // Usage errors exit 2 like bad input files; help and version exit 0.
   .exitOverride((e: CommanderError) => process.exit(e.exitCode === 0 ? 0 : EXIT.badInput));
 
@@ -435,6 +459,64 @@ program
     ),
   );
 
+/** `KEY=value` (repeatable) into a record; the request's validation names a bad key. */
+const collectSet = (v: string, prev: Record<string, string> = {}) => {
+  const i = v.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`"${v}" must look like ETCD_NAME=value`);
+  return { ...prev, [v.slice(0, i)]: v.slice(i + 1) };
+};
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+program
+  .command('restart')
+  .description('rolling restart: members in quorum-safe batches decided from live health, followers first, the leader last after MoveLeader')
+  .requiredOption('--spec <file>', 'the cluster spec (YAML or JSON)')
+  .requiredOption('--reason <text>', 'why the members are restarted (shown to operators)')
+  .option('--members <names>', 'comma-separated members to restart (default: all)')
+  .option('--set <KEY=value>', 'set an env-file variable on each member while it is stopped (repeatable)', collectSet)
+  .option('--unset <KEY>', 'remove an env-file variable on each member while it is stopped (repeatable)', collect)
+  .option('--max-unavailable <n>', 'at most this many members down at once (the cluster\'s failure tolerance still bounds it)', positiveInt('--max-unavailable'))
+  .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
+  .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
+  .option('--ready-timeout <duration>', 'how long a restarted member may take to answer and catch up')
+  .option('--step-timeout <duration>', 'deadline of each restart step, retries included')
+  .option('--wait', 'watch the operation until it ends (exit 0 completed, 1 failed, 4 aborted)')
+  .action(
+    action<
+      { spec: string; reason: string; members?: string; set?: Record<string, string>; unset?: string[]; maxUnavailable?: number; approval?: (typeof approvalPolicies)[number]; gateTimeout?: string; readyTimeout?: string; stepTimeout?: string; wait?: boolean },
+      RollingRestartInput
+    >(
+      async (steward, o, g, hints, input) => {
+        const { spec, policy } = input;
+        const op = await steward.startRollingRestart(input);
+        console.log(`started rolling restart of ${spec.name} (${input.members.join(', ')}): ${input.reason}; at most ${policy.maxUnavailable} down at once, approval ${policy.approval}`);
+        const { runId } = await op.handle.describe();
+        console.log(`workflow: ${op.workflowId} (run ${runId})`);
+        console.log(`  watch:   ${hints(`watch --cluster ${spec.name}`)}`);
+        if (policy.approval !== 'never') console.log(`  approve: ${hints(`approve --cluster ${spec.name}`)}`);
+        console.log(`  abort:   ${hints(`abort --cluster ${spec.name} --reason "..."`)}`);
+        await warnWithoutWorker(steward, g);
+        if (!o.wait) return EXIT.ok;
+        console.log('');
+        return watch(steward, g, steward.temporal.workflow.getHandle(op.workflowId, runId), hints);
+      },
+      (o) =>
+        parseRollingRestartInput({
+          spec: loadClusterSpec(o.spec),
+          reason: o.reason,
+          ...(o.members ? { members: o.members.split(',').map((x) => x.trim()).filter(Boolean) } : {}),
+          ...(o.set || o.unset ? { change: { set: o.set ?? {}, unset: o.unset ?? [] } } : {}),
+          policy: {
+            ...(o.maxUnavailable ? { maxUnavailable: o.maxUnavailable } : {}),
+            ...(o.approval ? { approval: o.approval } : {}),
+            ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
+            ...(o.readyTimeout ? { readyTimeout: o.readyTimeout } : {}),
+            ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
+          },
+        }),
+    ),
+  );
+
 program
   .command('status')
   .description("print the cluster's current (or latest) operation: phase, batch, members, what it waits for, warnings, last events")
@@ -472,12 +554,15 @@ program
   .option('--comment <text>', 'recorded with the approval')
   .action(
     action<{ cluster: string; batch?: number; by: string; comment?: string }>((steward, o, g) =>
-      signal(
+      send(
         steward,
         g,
         o.cluster,
         'approve',
-        (h) => h.signal('approve', { ...(o.batch !== undefined ? { batch: o.batch - 1 } : {}), by: o.by, ...(o.comment ? { comment: o.comment } : {}) }),
+        async (op) => {
+          const r = await op.approve({ ...(o.batch !== undefined ? { batch: o.batch - 1 } : {}), by: o.by, ...(o.comment ? { comment: o.comment } : {}) });
+          return `batch ${r.batch + 1} (${r.members.join(', ')}) approved`;
+        },
         (s) => {
           if (o.batch === undefined || !s.plan) return;
           const batches = s.plan.batches;
@@ -492,11 +577,18 @@ program
 
 program
   .command('abort')
-  .description('stop at the next safe point; a member not yet promoted is rolled back')
+  .description('stop at the next safe point and roll back what is not committed (a learner not yet promoted)')
   .requiredOption('--cluster <name>', 'the cluster name')
   .requiredOption('--reason <text>', 'why (recorded in the history)')
   .option('--by <name>', 'who aborts', osUser())
-  .action(action<{ cluster: string; reason: string; by: string }>((steward, o, g) => signal(steward, g, o.cluster, 'abort', (h) => h.signal('abort', { reason: o.reason, by: o.by }))));
+  .action(
+    action<{ cluster: string; reason: string; by: string }>((steward, o, g) =>
+      send(steward, g, o.cluster, 'abort', async (op) => {
+        const r = await op.abort({ reason: o.reason, by: o.by });
+        return `accepted during ${r.phase}; ${r.willRollBack.length ? `will roll back: ${r.willRollBack.join('; ')}` : 'nothing to roll back'}`;
+      }),
+    ),
+  );
 
 program
   .command('pause')
@@ -506,7 +598,10 @@ program
   .option('--by <name>', 'who pauses', osUser())
   .action(
     action<{ cluster: string; reason?: string; by: string }>((steward, o, g) =>
-      signal(steward, g, o.cluster, 'pause', (h) => h.signal('pause', { by: o.by, ...(o.reason ? { reason: o.reason } : {}) })),
+      send(steward, g, o.cluster, 'pause', async (op) => {
+        const r = await op.pause({ by: o.by, ...(o.reason ? { reason: o.reason } : {}) });
+        return `paused (phase ${r.phase}); it holds at its next gate`;
+      }),
     ),
   );
 
@@ -515,7 +610,14 @@ program
   .description('release a paused operation')
   .requiredOption('--cluster <name>', 'the cluster name')
   .option('--by <name>', 'who resumes', osUser())
-  .action(action<{ cluster: string; by: string }>((steward, o, g) => signal(steward, g, o.cluster, 'resume', (h) => h.signal('resume', { by: o.by }))));
+  .action(
+    action<{ cluster: string; by: string }>((steward, o, g) =>
+      send(steward, g, o.cluster, 'resume', async (op) => {
+        const r = await op.resume({ by: o.by });
+        return `resumed (phase ${r.phase})`;
+      }),
+    ),
+  );
 
 program
   .command('quorum')
@@ -528,7 +630,9 @@ program
   .action(
     action<{ cluster: string; healthy?: boolean; unhealthy?: boolean; reason?: string; source?: string }>(
       (steward, o, g) =>
-        signal(steward, g, o.cluster, 'quorum', (h) => h.signal('quorum', { healthy: !!o.healthy, ...(o.reason ? { reason: o.reason } : {}), ...(o.source ? { source: o.source } : {}) })),
+        send(steward, g, o.cluster, 'quorum', async (op) => {
+          await op.reportQuorum({ healthy: !!o.healthy, ...(o.reason ? { reason: o.reason } : {}), ...(o.source ? { source: o.source } : {}) });
+        }),
       (o) => {
         if (!o.healthy && !o.unhealthy) throw new CliError('quorum needs --healthy or --unhealthy', EXIT.badInput);
         return undefined;
@@ -540,18 +644,19 @@ program
   .command('list')
   .description('recent etcd-steward operations: running ones first, then the latest closed')
   .option('--limit <n>', 'how many', positiveInt('--limit'), 20)
+  .option('--cluster <name>', "only this cluster's (by the EtcdCluster search attribute)")
   .option('--all', 'health checks too')
   .option('--json', 'print JSON')
   .action(
-    action<{ limit: number; all?: boolean; json?: boolean }>(async (steward, o) => {
-      const ops = await steward.listOperations({ limit: o.limit, includeHealthChecks: !!o.all });
+    action<{ limit: number; cluster?: string; all?: boolean; json?: boolean }>(async (steward, o) => {
+      const ops = await steward.listOperations({ limit: o.limit, includeHealthChecks: !!o.all, ...(o.cluster !== undefined ? { cluster: o.cluster } : {}) });
       if (o.json) console.log(JSON.stringify(ops, null, 2));
       else if (!ops.length) console.log('no etcd-steward operations in this namespace');
       else
         console.log(
           table([
-            ['WORKFLOW ID', 'TYPE', 'STATUS', 'STARTED', 'CLOSED', 'RUN ID'],
-            ...ops.map((w) => [w.workflowId, w.type, w.status, dateTime(w.startTime), dateTime(w.closeTime), w.runId]),
+            ['CLUSTER', 'TYPE', 'STATUS', 'STARTED', 'CLOSED', 'WORKFLOW ID', 'RUN ID'],
+            ...ops.map((w) => [w.cluster, w.type, w.status, dateTime(w.startTime), dateTime(w.closeTime), w.workflowId, w.runId]),
           ]),
         );
       return EXIT.ok;

@@ -11,32 +11,38 @@
  * second one while the first runs fails with OperationRunningError.
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, type WorkflowHandle, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { Duration } from '@temporalio/common';
+import { Client, Connection, type WorkflowHandle, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Duration, SearchAttributePair } from '@temporalio/common';
+import { DEFAULT_TASK_QUEUE, ETCD_CLUSTER, ETCD_OPERATION, HEALTH_ID_PREFIX, type OperationType, operationWorkflowId } from '../common/ids';
 import { type ClusterSpec, type MemberInput, type ClusterSpecInput, parseClusterSpec } from '../spec/cluster';
-import { type ScaleOutPolicyInput, parseScaleOutInput } from '../spec/operations';
+import { type EnvChange, type RollingRestartPolicyInput, type ScaleOutPolicyInput, parseRollingRestartInput, parseScaleOutInput } from '../spec/operations';
 import type { HealthReport } from '../workflows/health';
+import type { RollingRestartResult } from '../workflows/rollingRestart';
 import type { ScaleOutResult } from '../workflows/scaleOut';
 import {
   type AbortArgs,
+  type AbortResult,
   type ApproveArgs,
+  type ApproveResult,
   type OperationStatus,
   type PauseArgs,
+  type PauseState,
   type QuorumVerdict,
   type ResumeArgs,
-  abortSignal,
-  approveSignal,
-  pauseSignal,
+  abortUpdate,
+  approveUpdate,
+  pauseUpdate,
   quorumSignal,
-  resumeSignal,
+  resumeUpdate,
   statusQuery,
-} from '../workflows/signals';
-import { DEFAULT_TASK_QUEUE } from '../worker/config';
+} from '../workflows/messages';
 
 export type { HealthReport } from '../workflows/health';
 export type { ScaleOutResult } from '../workflows/scaleOut';
-export type { OperationStatus, ApproveArgs, AbortArgs, PauseArgs, ResumeArgs, QuorumVerdict } from '../workflows/signals';
+export type { RollingRestartResult, RestartRecord } from '../workflows/rollingRestart';
+export type { OperationStatus, ApproveArgs, AbortArgs, AbortResult, ApproveResult, PauseArgs, PauseState, ResumeArgs, QuorumVerdict } from '../workflows/messages';
 export { loadClusterSpec, parseClusterSpec, SpecError } from '../spec/cluster';
+export { operationWorkflowId } from '../common/ids';
 
 export interface StewardClientOptions {
   address?: string;
@@ -50,9 +56,9 @@ export interface StewardClientOptions {
 export interface OperationSummary {
   workflowId: string;
   runId: string;
-  /** The workflow type: `scaleOut`, or `clusterHealth` for a health check. */
+  /** The workflow type: `scaleOut`, `rollingRestart`, or `clusterHealth` for a health check. */
   type: string;
-  /** The cluster it is about, read from the workflow id. */
+  /** The cluster it is about (its EtcdCluster search attribute; read from the workflow id for runs started before it existed). */
   cluster: string;
   /** RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT, ... */
   status: string;
@@ -60,12 +66,25 @@ export interface OperationSummary {
   closeTime?: Date;
 }
 
-const HEALTH_ID_PREFIX = 'etcd-steward-health-';
-
-/** The workflow id of a cluster's operation: one at a time per cluster. */
-export function operationWorkflowId(cluster: string): string {
-  return `etcd-steward-${cluster}`;
+/**
+ * An operator action the workflow refused (an Update's validator): e.g. approve with no batch
+ * waiting. Nothing was changed; `reason` says why.
+ */
+export class OperationRejectedError extends Error {
+  constructor(
+    readonly action: string,
+    readonly workflowId: string,
+    readonly reason: string,
+  ) {
+    super(`${action} rejected by ${workflowId}: ${reason}`);
+    this.name = 'OperationRejectedError';
+  }
 }
+
+const searchAttributes = (cluster: string, operation: OperationType | 'clusterHealth'): SearchAttributePair[] => [
+  { key: ETCD_CLUSTER, value: cluster },
+  { key: ETCD_OPERATION, value: operation },
+];
 
 /** A start refused because the cluster already has an operation running (I9). */
 export class OperationRunningError extends Error {
@@ -91,17 +110,28 @@ export class Operation<R> {
   status(): Promise<OperationStatus> {
     return this.handle.query(statusQuery);
   }
-  approve(args: ApproveArgs = {}): Promise<void> {
-    return this.handle.signal(approveSignal, args);
+  /** Approves the batch waiting at the gate; OperationRejectedError when none waits (or another batch does). */
+  approve(args: ApproveArgs = {}): Promise<ApproveResult> {
+    return this.update('approve', () => this.handle.executeUpdate(approveUpdate, { args: [args] }));
   }
-  abort(args: AbortArgs): Promise<void> {
-    return this.handle.signal(abortSignal, args);
+  /** Aborts at the next safe point; answers what will be rolled back. */
+  abort(args: AbortArgs): Promise<AbortResult> {
+    return this.update('abort', () => this.handle.executeUpdate(abortUpdate, { args: [args] }));
   }
-  pause(args: PauseArgs = {}): Promise<void> {
-    return this.handle.signal(pauseSignal, args);
+  pause(args: PauseArgs = {}): Promise<PauseState> {
+    return this.update('pause', () => this.handle.executeUpdate(pauseUpdate, { args: [args] }));
   }
-  resume(args: ResumeArgs = {}): Promise<void> {
-    return this.handle.signal(resumeSignal, args);
+  resume(args: ResumeArgs = {}): Promise<PauseState> {
+    return this.update('resume', () => this.handle.executeUpdate(resumeUpdate, { args: [args] }));
+  }
+  private async update<T>(action: string, send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (e) {
+      if (e instanceof WorkflowUpdateFailedError) throw new OperationRejectedError(action, this.workflowId, e.cause?.message ?? e.message);
+      if (e instanceof WorkflowNotFoundError && /already completed/i.test(e.message)) throw new OperationRejectedError(action, this.workflowId, 'the operation has already ended');
+      throw e;
+    }
   }
   /** Passes a monitoring system's verdict to the quorum gate. */
   reportQuorum(v: QuorumVerdict): Promise<void> {
@@ -117,6 +147,17 @@ export interface ScaleOutRequest {
   spec: ClusterSpec | ClusterSpecInput;
   add: MemberInput[];
   policy?: ScaleOutPolicyInput;
+}
+
+export interface RollingRestartRequest {
+  spec: ClusterSpec | ClusterSpecInput;
+  /** Members to restart (default: every member of the spec). */
+  members?: string[];
+  /** Why: shown to operators in the status, the Web UI and the result. */
+  reason: string;
+  policy?: RollingRestartPolicyInput;
+  /** Env-file variables to set/unset on each member while it is stopped. */
+  change?: Partial<EnvChange>;
 }
 
 export class StewardClient {
@@ -139,6 +180,7 @@ export class StewardClient {
       workflowId: `${HEALTH_ID_PREFIX}${valid.name}-${randomUUID()}`,
       args: [valid],
       workflowExecutionTimeout: '2 minutes',
+      typedSearchAttributes: searchAttributes(valid.name, 'clusterHealth'),
     });
   }
 
@@ -148,19 +190,35 @@ export class StewardClient {
    */
   async startScaleOut(req: ScaleOutRequest): Promise<Operation<ScaleOutResult>> {
     const input = parseScaleOutInput(req);
-    const workflowId = operationWorkflowId(input.spec.name);
+    const summary = `scale out ${input.spec.name}: ${input.spec.members.length} → ${input.spec.members.length + input.add.length} (+${input.add.map((m) => m.name).join(', ')})`;
+    return this.start<ScaleOutResult>('scaleOut', input.spec.name, input, summary);
+  }
+
+  /**
+   * Starts a rolling restart (validated here first: SpecError names each bad field). Batches
+   * are decided from live health before each one; the leader goes last, after MoveLeader.
+   */
+  async startRollingRestart(req: RollingRestartRequest): Promise<Operation<RollingRestartResult>> {
+    const input = parseRollingRestartInput(req);
+    const summary = `rolling restart of ${input.spec.name} (${input.members.join(', ')}): ${input.reason}`;
+    return this.start<RollingRestartResult>('rollingRestart', input.spec.name, input, summary);
+  }
+
+  private async start<R>(type: OperationType, cluster: string, input: unknown, summary: string): Promise<Operation<R>> {
+    const workflowId = operationWorkflowId(cluster);
     try {
-      const handle = await this.temporal.workflow.start('scaleOut', {
+      const handle = await this.temporal.workflow.start(type, {
         taskQueue: this.taskQueue,
         workflowId,
         args: [input],
         workflowIdConflictPolicy: 'FAIL',
         workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-        staticSummary: `scale out ${input.spec.name}: ${input.spec.members.length} → ${input.spec.members.length + input.add.length} (+${input.add.map((m) => m.name).join(', ')})`,
+        typedSearchAttributes: searchAttributes(cluster, type),
+        staticSummary: summary,
       });
-      return new Operation<ScaleOutResult>(handle);
+      return new Operation<R>(handle);
     } catch (e) {
-      if (e instanceof WorkflowExecutionAlreadyStartedError) throw new OperationRunningError(input.spec.name, workflowId);
+      if (e instanceof WorkflowExecutionAlreadyStartedError) throw new OperationRunningError(cluster, workflowId);
       throw e;
     }
   }
@@ -174,13 +232,16 @@ export class StewardClient {
    * Recent etcd-steward workflow runs in this namespace, running ones first, then the most
    * recently closed (the visibility store's order). Health checks only with `includeHealthChecks`.
    */
-  async listOperations(opts: { limit?: number; includeHealthChecks?: boolean } = {}): Promise<OperationSummary[]> {
+  async listOperations(opts: { limit?: number; includeHealthChecks?: boolean; cluster?: string } = {}): Promise<OperationSummary[]> {
     const limit = opts.limit ?? 20;
-    const query = `WorkflowId STARTS_WITH '${operationWorkflowId('')}'` + (opts.includeHealthChecks ? '' : " AND WorkflowType != 'clusterHealth'");
+    const query =
+      (opts.cluster !== undefined ? `${ETCD_CLUSTER.name} = '${opts.cluster.replaceAll("'", "\\'")}'` : `WorkflowId STARTS_WITH '${operationWorkflowId('')}'`) +
+      (opts.includeHealthChecks ? '' : " AND WorkflowType != 'clusterHealth'");
     const out: OperationSummary[] = [];
     if (limit <= 0) return out;
     for await (const w of this.temporal.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
-      const cluster = w.type === 'clusterHealth' && w.workflowId.startsWith(HEALTH_ID_PREFIX)
+      const tagged = w.typedSearchAttributes.get(ETCD_CLUSTER);
+      const cluster = tagged !== undefined ? tagged : w.type === 'clusterHealth' && w.workflowId.startsWith(HEALTH_ID_PREFIX)
         ? w.workflowId.slice(HEALTH_ID_PREFIX.length, -37) // `-<uuid>` is 37 characters
         : w.workflowId.slice(operationWorkflowId('').length);
       out.push({

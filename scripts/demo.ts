@@ -17,7 +17,7 @@ import { WriteLoad } from '../testbed/load';
 import { startTemporal } from '../testbed/temporal';
 import { createWorker } from '../worker';
 import { DEFAULT_TASK_QUEUE } from '../worker/config';
-import { innermostMessage } from '../workflows/errors';
+import { innermostMessage } from '../common/errors';
 
 const opts = new Command('demo')
   .description('scale a local 3-member TLS etcd cluster to 5 through Temporal while it serves writes')
@@ -88,7 +88,7 @@ async function main(): Promise<number> {
         }
       }
     };
-    const progress = setInterval(() => op.status().then(showNew, () => undefined), 300);
+    const progress = setInterval(() => void op.status().then(showNew, () => undefined), 300);
     let outcome: string;
     let error: string | undefined;
     const opStart = Date.now();

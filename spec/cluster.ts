@@ -79,6 +79,14 @@ export const serviceSchema = z.strictObject({
   restart: z.string().min(1).default('systemctl restart etcd'),
   /** Exit status 0 when the service runs. */
   isActive: z.string().min(1).default('systemctl is-active --quiet etcd'),
+  /**
+   * Prints the pid of etcd's main process, or `0` (or nothing) when it does not run. A restart
+   * is verified by the pid changing, and the new process's environment (/proc/<pid>/environ)
+   * shows whether an env-file change took effect.
+   */
+  mainPid: z.string().min(1).default('systemctl show --property MainPID --value etcd'),
+  /** Prints the last lines of etcd's log; shown when a start fails. */
+  logs: z.string().min(1).default('journalctl --unit etcd --lines 20 --no-pager'),
 });
 
 export const clusterSpecSchema = z

@@ -22,19 +22,24 @@ const duration = (what: string) =>
 export const approvalPolicies = ['never', 'each-batch', 'first-batch'] as const;
 export type ApprovalPolicy = (typeof approvalPolicies)[number];
 
-export const scaleOutPolicySchema = z.strictObject({
+/** What every operation's quorum gate and steps are bounded by. */
+const basePolicyShape = {
   /** When the gate waits for an operator's `approve`: never, before every batch, or before the first only. */
   approval: z.enum(approvalPolicies, { error: `must be one of: ${approvalPolicies.join(', ')}` }).default('never'),
   /** (ms once validated) How long the gate may wait for the cluster to be healthy before the operation fails (nothing changed in that batch). */
   gateTimeout: duration('gateTimeout').default(10 * 60_000),
-  /** How long a learner may take to catch up before it is rolled back. */
-  catchUpTimeout: duration('catchUpTimeout').default(30 * 60_000),
-  /** Deadline of each other step (cert, join, config-sync, start, promote) including its retries. */
+  /** Deadline of each host or membership step (cert, join, config-sync, start, promote, restart) including its retries. */
   stepTimeout: duration('stepTimeout').default(5 * 60_000),
-  /** A learner is promoted once its applied index is within this many entries of the leader's. */
-  maxCatchUpLag: z.number().int().min(0).default(100),
   /** The gate wants the voters' applied indexes within this spread (converged). */
   maxIndexSpread: z.number().int().min(0).default(1000),
+};
+
+export const scaleOutPolicySchema = z.strictObject({
+  ...basePolicyShape,
+  /** How long a learner may take to catch up before it is rolled back. */
+  catchUpTimeout: duration('catchUpTimeout').default(30 * 60_000),
+  /** A learner is promoted once its applied index is within this many entries of the leader's. */
+  maxCatchUpLag: z.number().int().min(0).default(100),
 });
 export type ScaleOutPolicy = z.output<typeof scaleOutPolicySchema>;
 export type ScaleOutPolicyInput = z.input<typeof scaleOutPolicySchema>;
@@ -78,4 +83,87 @@ export function parseScaleOutInput(input: unknown): ScaleOutInput {
   });
   if (issues.length) throw new SpecError('scale-out request', issues);
   return { spec, add, policy: r.data.policy };
+}
+
+// ---- rollingRestart -----------------------------------------------------------------------
+
+export const rollingRestartPolicySchema = z.strictObject({
+  ...basePolicyShape,
+  /**
+   * At most this many members down at once. The batch before each step is
+   * min(maxUnavailable, failureTolerance(voters) - members already unhealthy), from live health.
+   */
+  maxUnavailable: z.number().int().min(1, 'must be at least 1').default(1),
+  /** How long a restarted member may take to answer and catch up with the leader (a 2 GB member reloads for minutes). */
+  readyTimeout: duration('readyTimeout').default(15 * 60_000),
+});
+export type RollingRestartPolicy = z.output<typeof rollingRestartPolicySchema>;
+export type RollingRestartPolicyInput = z.input<typeof rollingRestartPolicySchema>;
+
+/**
+ * Variables that identify a member or only matter when it bootstraps: a rolling restart must
+ * not change them (a wrong ETCD_NAME or data dir would make the member a stranger to the cluster).
+ */
+export const RESTART_FORBIDDEN_VARS = [
+  'ETCD_NAME',
+  'ETCD_DATA_DIR',
+  'ETCD_INITIAL_CLUSTER',
+  'ETCD_INITIAL_CLUSTER_STATE',
+  'ETCD_INITIAL_CLUSTER_TOKEN',
+  'ETCD_INITIAL_ADVERTISE_PEER_URLS',
+] as const;
+
+const envName = z.string().regex(/^ETCD_[A-Z0-9_]+$/, 'must be an etcd environment variable name (ETCD_ followed by capitals, digits, "_")');
+const envValue = z.string().refine((v) => !/[\n\r\0]/.test(v), 'must be a single line');
+
+/** Env-file variables to set or unset on each member just before its restart; checked in the running process after. */
+export const envChangeSchema = z
+  .strictObject({
+    set: z.record(envName, envValue).default({}),
+    unset: z.array(envName).default([]),
+  })
+  .superRefine((c, ctx) => {
+    for (const k of [...Object.keys(c.set), ...c.unset]) {
+      if ((RESTART_FORBIDDEN_VARS as readonly string[]).includes(k)) {
+        ctx.addIssue({ code: 'custom', path: [k], message: `${k} identifies the member or is read only at bootstrap; a rolling restart does not change it` });
+      }
+    }
+    for (const k of c.unset) if (k in c.set) ctx.addIssue({ code: 'custom', path: ['unset'], message: `${k} is both set and unset` });
+  });
+export type EnvChange = z.output<typeof envChangeSchema>;
+
+export interface RollingRestartInput {
+  spec: ClusterSpec;
+  /** Members to restart, by name (every member of the spec when the request named none). */
+  members: string[];
+  /** Why (shown in the status, the Web UI and the result). */
+  reason: string;
+  policy: RollingRestartPolicy;
+  /** Applied to each member's env file while it is stopped; absent for a plain restart. */
+  change?: EnvChange;
+}
+
+const rollingRestartSchema = z.strictObject({
+  spec: z.unknown(),
+  members: z.array(z.string().min(1)).min(1, 'names no member: leave it out to restart every member').optional(),
+  reason: z.string().trim().min(1, 'must say why the members are restarted (shown to operators)').max(500),
+  policy: rollingRestartPolicySchema.default(rollingRestartPolicySchema.parse({})),
+  change: envChangeSchema.optional(),
+});
+
+/** Validates a rolling-restart request: the spec, which members (default all, each named once and in the spec), the policy, the env change. */
+export function parseRollingRestartInput(input: unknown): RollingRestartInput {
+  const r = rollingRestartSchema.safeParse(input);
+  if (!r.success) throw new SpecError('rolling-restart request', formatIssues(r.error));
+  const spec = parseClusterSpec(r.data.spec, 'rolling-restart request: spec');
+  const names = spec.members.map((m) => m.name);
+  const members = r.data.members ?? names;
+  const issues: string[] = [];
+  members.forEach((n, i) => {
+    if (!names.includes(n)) issues.push(`members[${i}]: "${n}" is not a member of cluster ${spec.name} (members: ${names.join(', ')})`);
+    if (members.indexOf(n) !== i) issues.push(`members[${i}]: "${n}" is named twice`);
+  });
+  if (issues.length) throw new SpecError('rolling-restart request', issues);
+  const change = r.data.change && (Object.keys(r.data.change.set).length || r.data.change.unset.length) ? r.data.change : undefined;
+  return { spec, members, reason: r.data.reason, policy: r.data.policy, ...(change ? { change } : {}) };
 }

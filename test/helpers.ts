@@ -31,12 +31,23 @@ export interface StackOptions {
   uiPort?: number;
 }
 
+/**
+ * Where a test's Temporal dev server lives: $TMPDIR/<name>, on the default ports. With
+ * STEWARD_TEST_TEMPORAL_PORT=P (and STEWARD_BED_NET / STEWARD_BED_DIR for the bed), a second
+ * suite runs beside the first on one machine: frontend P + offset, Web UI P + 1000 + offset.
+ */
+export function testTemporalPlace(name: string, offset = 0): { dir: string; port?: number; uiPort?: number } {
+  const base = process.env.STEWARD_TEST_TEMPORAL_PORT ? Number(process.env.STEWARD_TEST_TEMPORAL_PORT) : undefined;
+  if (!base) return { dir: join(tmpdir(), name) };
+  return { dir: join(tmpdir(), `${name}-${base + offset}`), port: base + offset, uiPort: base + 1000 + offset };
+}
+
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
-  const temporal = await startTemporal({ dir: opts.dir ?? join(tmpdir(), 'etcd-steward-temporal'), port: opts.port, uiPort: opts.uiPort });
+  const temporal = await startTemporal({ ...testTemporalPlace('etcd-steward-temporal'), ...(opts.dir ? { dir: opts.dir } : {}), ...(opts.port ? { port: opts.port } : {}), ...(opts.uiPort ? { uiPort: opts.uiPort } : {}) });
   const connection = await NativeConnection.connect({ address: temporal.address });
   const steward = await StewardClient.connect({ address: temporal.address });
   let current: { worker: Worker; running: Promise<void> } | null = null;
@@ -67,6 +78,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 /** Samples the member list in the background (I1: never more than one learner; new members appear as learners first). */
 export class MembershipSampler {
   readonly samples: ListedMember[][] = [];
+  /** Samples that could not be taken, and why the last one could not: a check needs samples to count. */
+  failures = 0;
+  lastError: string | undefined;
   private stopped = false;
   private loop: Promise<void>;
   constructor(endpoints: string[], creds: EtcdCredentials, everyMs = 100) {
@@ -75,8 +89,10 @@ export class MembershipSampler {
       while (!this.stopped) {
         try {
           this.samples.push(await listMembers(c));
-        } catch {
-          /* a sample lost while a member restarts is fine */
+        } catch (e) {
+          // A sample lost while a member restarts is fine; none at all is not (see `failures`).
+          this.failures++;
+          this.lastError = e instanceof Error ? e.message : String(e);
         }
         await new Promise((r) => setTimeout(r, everyMs));
       }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseClusterSpec, SpecError, memberPaths } from '../spec/cluster';
-import { failureTolerance, quorum } from '../workflows/quorum';
+import { failureTolerance, quorum } from '../common/quorum';
 import { initialClusterValue, parseEnvFile, renderEnvFile } from '../activities/envfile';
 import { memberSans, signCsrScript } from '../activities/certs';
 import { fingerprint, pinFingerprint } from '../activities/ssh';

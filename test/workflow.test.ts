@@ -9,11 +9,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Activities } from '../activities';
 import type { ClusterObservation, ListedMember } from '../activities/etcd';
-import { StewardClient } from '../client';
+import { OperationRejectedError, StewardClient } from '../client';
 import { type Member, parseClusterSpec } from '../spec/cluster';
 import { startTemporal, type TemporalServer } from '../testbed/temporal';
 import { WORKFLOWS_PATH } from '../worker';
-import { waitFor } from './helpers';
+import { testTemporalPlace, waitFor } from './helpers';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG8nE1b2Ohg3E0n9m8S0Jw1vVbWfQ0Yb2lq4d1uYvJpA';
 const TASK_QUEUE = 'workflow-decisions';
@@ -23,6 +23,7 @@ class FakeCluster {
   members: ListedMember[];
   calls: string[] = [];
   failStart = false;
+  failRemoveLearner = false;
   constructor(names: string[]) {
     this.members = names.map((n, i) => ({ id: String(i + 1), name: n, peerURLs: [`https://127.0.0.${i + 1}:2380`], clientURLs: [`https://127.0.0.${i + 1}:2379`], isLearner: false }));
   }
@@ -63,6 +64,7 @@ class FakeCluster {
       },
       removeLearner: async ({ member }) => {
         rec(`removeLearner ${member.name}`);
+        if (this.failRemoveLearner) throw ApplicationFailure.nonRetryable('etcdserver: request timed out (test)');
         this.members = this.members.filter((x) => x.peerURLs[0] !== member.peerURLs[0]);
         return { removed: true, id: '4' };
       },
@@ -82,7 +84,7 @@ describe('scaleOut decisions (stubbed activities)', () => {
 
   before(async () => {
     Runtime.install({ logger: new DefaultLogger('WARN') });
-    temporal = await startTemporal({ dir: join(tmpdir(), 'etcd-steward-temporal') });
+    temporal = await startTemporal(testTemporalPlace('etcd-steward-temporal', 1));
     connection = await NativeConnection.connect({ address: temporal.address });
     steward = await StewardClient.connect({ address: temporal.address, taskQueue: TASK_QUEUE });
   });
@@ -156,6 +158,50 @@ describe('scaleOut decisions (stubbed activities)', () => {
     });
   });
 
+  it('a compensation that fails does not hide the failure: one message names the cause, the rollback error and what is left to do; outcome "failed"', async () => {
+    const fake = new FakeCluster(['a', 'b', 'c']);
+    fake.failStart = true;
+    fake.failRemoveLearner = true;
+    await withWorker(fake, async () => {
+      const op = await steward.startScaleOut({ spec: spec('comp-fails'), add: [newMember('d', 4)] });
+      await assert.rejects(op.result(), (e: unknown) => {
+        const cause = (e as { cause?: Error & { details?: unknown[] } }).cause;
+        const msg = cause?.message ?? '';
+        assert.match(msg, /scale-out of comp-fails failed: d: bind: address already in use/);
+        assert.match(msg, /Rolling back failed too: d: remove the learner.*etcdserver: request timed out \(test\)/);
+        assert.match(msg, /Left for a person to do: remove the learner with peer URL https:\/\/127\.0\.0\.4:2380/);
+        assert.equal((cause?.details?.[0] as { outcome?: string } | undefined)?.outcome, 'failed');
+        return true;
+      });
+      assert.deepEqual(fake.calls, ['issueCert d', 'addLearner d', 'syncConfig a,b,c,d', 'startMember d', 'removeLearner d']);
+      assert.equal((await op.status()).phase, 'failed');
+    });
+  });
+
+  it('Updates: approve is rejected with the reason when nothing waits or another batch waits; abort answers what it will roll back', async () => {
+    const fake = new FakeCluster(['a', 'b', 'c']);
+    await withWorker(fake, async () => {
+      const op = await steward.startScaleOut({ spec: spec('upd'), add: [newMember('d', 4), newMember('e', 5)], policy: { approval: 'each-batch' } });
+      await waitFor('approval of batch 1', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 1')));
+      await assert.rejects(op.approve({ batch: 1 }), (e: unknown) => e instanceof OperationRejectedError && /batch 2 is not the one waiting for approval: batch 1 \(d\) is/.test(e.reason));
+      await assert.rejects(op.resume({}), (e: unknown) => e instanceof OperationRejectedError && /not paused/.test(e.reason));
+      assert.deepEqual(await op.pause({ by: 'test' }), { paused: true, phase: 'gate' });
+      await assert.rejects(op.pause({}), (e: unknown) => e instanceof OperationRejectedError && /already paused by test/.test(e.reason));
+      assert.deepEqual(await op.approve({ by: 'test' }), { batch: 0, members: ['d'] }, 'a paused batch may be approved');
+      assert.equal((await op.resume({ by: 'test' })).paused, false);
+      await waitFor('approval of batch 2', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 2')));
+      await assert.rejects(op.approve({ batch: 0 }), (e: unknown) => e instanceof OperationRejectedError && /batch 1 is not the one waiting.*batch 1 is already past/.test(e.reason));
+      const a = await op.abort({ reason: 'enough', by: 'test' });
+      assert.deepEqual(a.willRollBack, [], 'at the gate nothing is in flight');
+      await assert.rejects(op.abort({ reason: 'again' }), (e: unknown) => e instanceof OperationRejectedError && /already under way: enough|already ended/.test(e.reason));
+      const r = await op.result();
+      assert.equal(r.outcome, 'aborted');
+      assert.deepEqual(r.added, ['d']);
+      // The operation has ended: an approve now is refused (by the server or the validator), never silently taken.
+      await assert.rejects(op.approve({}), (e: unknown) => e instanceof OperationRejectedError && /already ended/.test(e.reason));
+    });
+  });
+
   it('an abort before join changes nothing and rolls back nothing', async () => {
     const fake = new FakeCluster(['a', 'b', 'c']);
     await withWorker(fake, async () => {
@@ -181,6 +227,9 @@ describe('scaleOut decisions (stubbed activities)', () => {
       };
       const signals = Object.fromEntries((meta.definition?.signalDefinitions ?? []).map((d) => [d.name, d.description ?? '']));
       assert.deepEqual(Object.keys(signals).sort(), ['abort', 'approve', 'pause', 'quorum', 'resume']);
+      const updates = Object.fromEntries(((meta.definition as { updateDefinitions?: { name: string; description?: string }[] }).updateDefinitions ?? []).map((d) => [d.name, d.description ?? '']));
+      assert.deepEqual(Object.keys(updates).sort(), ['abort', 'approve', 'pause', 'resume']);
+      assert.match(updates.approve!, /rejected \(with the reason\) when no batch waits/);
       assert.match(signals.approve!, /quorum gate/);
       assert.ok((meta.definition?.queryDefinitions ?? []).some((q) => q.name === 'status' && /what the gate waits for/.test(q.description ?? '')));
       assert.match(meta.currentDetails ?? '', /\*\*scaleOut each\*\* — gate — batch 1\/2: d/);

@@ -70,9 +70,10 @@ export class Bed {
     const nMembers = opts.members ?? Math.min(3, nHosts);
     if (nMembers > nHosts || nMembers < 1) throw new Error(`members (${nMembers}) must be between 1 and hosts (${nHosts})`);
     if (nHosts > 250) throw new Error('at most 250 hosts');
-    const net = opts.net ?? '127.10.0';
+    // STEWARD_BED_NET / STEWARD_BED_DIR let two suites run side by side on one machine.
+    const net = opts.net ?? process.env.STEWARD_BED_NET ?? '127.10.0';
     if (!/^127\.\d{1,3}\.\d{1,3}$/.test(net)) throw new Error(`net "${net}" must be the first three octets of a 127.0.0.0/8 address, e.g. 127.10.0`);
-    const dir = resolve(opts.dir ?? join(tmpdir(), 'etcd-steward-bed'));
+    const dir = resolve(opts.dir ?? process.env.STEWARD_BED_DIR ?? join(tmpdir(), 'etcd-steward-bed'));
     const sshPort = opts.sshPort ?? 2222;
     const log = opts.log ?? (() => {});
 
@@ -148,6 +149,8 @@ export class Bed {
         stop: `${supervisor} stop ${hostRoot}`,
         restart: `${supervisor} restart ${hostRoot}`,
         isActive: `${supervisor} is-active ${hostRoot}`,
+        mainPid: `${supervisor} pid ${hostRoot}`,
+        logs: `${supervisor} logs ${hostRoot}`,
       },
       ca: { host: 'etcd1' },
     });
@@ -220,6 +223,12 @@ export class Bed {
     const h = this.host(name);
     spawnRecorded(this.dir, `sshd of ${name}`, '/usr/sbin/sshd', ['-D', '-e', '-f', h.sshdConfig], join(h.root, 'log', 'sshd.log'), h.sshdConfig);
     await waitForPort(h.address, h.ssh.port, 15_000, `sshd of ${name}`, join(h.root, 'log', 'sshd.log'));
+  }
+
+  /** Stops a member's etcd with its own service command (a member that is down before an operation). */
+  async stopEtcd(name: string): Promise<void> {
+    await bash(expand(this.spec.service.stop, name));
+    if (this.etcdPid(name) !== null) throw new Error(`etcd of ${name} still runs after its stop command`);
   }
 
   /** Client URLs of the cluster's members, for the etcd client. */

@@ -15,6 +15,7 @@ import { accessSync, constants, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { SEARCH_ATTRIBUTES } from '../common/ids';
 import { portFree, readRecorded, spawnRecorded, stopProcesses, type Recorded, waitForPort, sleep } from './procs';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
@@ -118,7 +119,7 @@ export async function startTemporal(opts: TemporalOptions): Promise<TemporalServ
   const cli = resolveTemporalCli({ build: true });
   if (!cli) {
     const env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'cached-download' }, ip, port, ui: true, uiPort, namespace, ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}) },
+      server: { executable: { type: 'cached-download' }, ip, port, ui: true, uiPort, namespace, searchAttributes: [...SEARCH_ATTRIBUTES], ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}) },
     });
     return {
       address,
@@ -134,6 +135,8 @@ export async function startTemporal(opts: TemporalOptions): Promise<TemporalServ
 
   const log = join(opts.dir, 'temporal.log');
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn'];
+  // The search attributes operations are started with (common/ids.ts), as a production namespace registers them once.
+  for (const key of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=Keyword`);
   if (opts.dbFilename) args.push('--db-filename', opts.dbFilename);
   const pid = spawnRecorded(opts.dir, 'temporal dev server', cli, args, log, `--port ${port}`);
   const proc: Recorded = { pid, what: 'temporal dev server', mark: `--port ${port}` };

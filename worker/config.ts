@@ -8,7 +8,9 @@ import { z } from 'zod';
 import { formatIssues } from '../spec/cluster';
 import type { ActivityDeps } from '../activities';
 
-export const DEFAULT_TASK_QUEUE = 'etcd-steward';
+import { DEFAULT_TASK_QUEUE } from '../common/ids';
+
+export { DEFAULT_TASK_QUEUE } from '../common/ids';
 
 const schema = z.object({
   STEWARD_TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),

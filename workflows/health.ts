@@ -1,8 +1,8 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ClusterObservation } from '../activities/etcd';
+import type { ClusterObservation } from '../common/observation';
 import type { ClusterSpec } from '../spec/cluster';
-import { failureTolerance, quorum } from './quorum';
+import { failureTolerance, quorum } from '../common/quorum';
 
 const { observeCluster } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',

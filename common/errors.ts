@@ -1,0 +1,42 @@
+/**
+ * Error messages for people. Pure (no Node APIs), so workflows, the client and the CLI share it.
+ */
+
+/**
+ * The innermost useful message of an error chain: walks `.cause` and keeps the deepest message
+ * of an error that is not a mere wrapper ("Activity task failed", "Workflow execution failed").
+ */
+export function innermostMessage(err: unknown, isWrapper: (e: Error) => boolean = () => false): string {
+  let msg = err instanceof Error ? err.message : String(err);
+  for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    if (!isWrapper(e) && e.message) msg = e.message;
+  }
+  return msg;
+}
+
+/**
+ * The `type` of every ApplicationFailure etcd-steward raises, defined once: clients and tests
+ * match on these, and the Web UI shows them.
+ */
+export const FailureType = {
+  /** The request or the cluster does not fit (bad spec, spec does not match the live cluster): nothing was changed. */
+  InvalidInput: 'InvalidInput',
+  /** The quorum gate stayed closed past gateTimeout. */
+  GateTimeout: 'GateTimeout',
+  /** An operation failed; its details carry the operation's result (outcome "failed"). */
+  ScaleOutFailed: 'ScaleOutFailed',
+  RollingRestartFailed: 'RollingRestartFailed',
+  /** A member's service did not come up after start (its log tail is in the message). */
+  StartFailed: 'StartFailed',
+  /** A restarted member's running process does not show the requested env change. */
+  EnvChangeNotApplied: 'EnvChangeNotApplied',
+  PeerUrlTaken: 'PeerUrlTaken',
+  LearnerGone: 'LearnerGone',
+  NotALearner: 'NotALearner',
+  MissingEnvFile: 'MissingEnvFile',
+  /** States to wait out (retryable, logged as benign). */
+  TooManyLearners: 'TooManyLearners',
+  UnhealthyCluster: 'UnhealthyCluster',
+  LearnerNotInSync: 'LearnerNotInSync',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];

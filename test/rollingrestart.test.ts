@@ -1,0 +1,192 @@
+// Integration: rollingRestart on real etcd, real sshd, real TLS, a real Temporal dev server.
+// Every bound is checked from outside: a liveness sampler asks each member for its Status every
+// ~100 ms (I3: the most members down at once), pids come from the bed's pidfiles, the leader
+// from what the members report.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { type Operation, OperationRejectedError, type RollingRestartResult } from '../client';
+import { parseEnvFile } from '../activities/envfile';
+import { memberPaths } from '../spec/cluster';
+import { Bed } from '../testbed';
+import { LivenessSampler } from '../testbed/liveness';
+import { causeChain, recordHistory, startStack, waitFor, type Stack } from './helpers';
+
+/** The env of a running process, from /proc (what etcd really runs with). */
+function runningEnv(pid: number): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .filter(Boolean)
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+}
+
+describe('rollingRestart', () => {
+  let stack: Stack;
+  let bed: Bed | undefined;
+  before(async () => {
+    stack = await startStack();
+  });
+  after(async () => {
+    await stack?.stop();
+    await bed?.down();
+  });
+  const freshBed = async (members: number) => {
+    await bed?.down();
+    bed = await Bed.up({ hosts: members, members });
+    await stack.startWorker(bed);
+    return bed;
+  };
+  const sampler = (b: Bed) =>
+    new LivenessSampler(
+      b.spec.members.map((m) => ({ name: m.name, clientURL: m.clientURLs[0]! })),
+      b.etcdCredentials,
+      (n) => b.etcdPid(n),
+    );
+  const leaderName = async (b: Bed) => {
+    const o = await b.observe();
+    return o.statuses.find((s) => s.id === o.leaderId)!.name;
+  };
+
+  /** The checks every completed rolling restart must pass; returns the result. */
+  async function restartAndCheck(b: Bed, opts: { maxUnavailable: number; bound: number; down?: string; record?: string }): Promise<RollingRestartResult> {
+    const names = b.spec.members.map((m) => m.name);
+    const pidsBefore = Object.fromEntries(names.map((n) => [n, b.etcdPid(n)]));
+    for (const n of names) if (n !== opts.down) assert.ok(pidsBefore[n] !== null, `${n} has no pid before the restart: nothing to compare`);
+    const leader = await leaderName(b);
+    const live = sampler(b);
+    await new Promise((r) => setTimeout(r, 300)); // a few samples before anything stops
+    const t0 = Date.now();
+    const op = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: rolling restart', policy: { maxUnavailable: opts.maxUnavailable } });
+    const result = await op.result();
+    await live.stop();
+    if (opts.record) await recordHistory(op.handle, opts.record, stack.temporal.address);
+
+    assert.equal(result.outcome, 'completed');
+    assert.deepEqual([...result.restarted.map((r) => r.member)].sort(), [...names].sort());
+    // every member sampled, many times
+    const counts = live.counts();
+    for (const n of names) assert.ok((counts[n] ?? 0) >= 10, `${n} was sampled ${counts[n] ?? 0} times: too few for the liveness check to count`);
+    // I3: never more down at once than the bound (a member that was already down counts too)
+    const worst = live.maxDownAtOnce();
+    assert.ok(worst.count <= opts.bound, `${worst.count} members down at once (${worst.members.join(', ')}), bound ${opts.bound}`);
+    assert.ok(worst.count >= 1, 'no member was ever seen down: the restarts were not observed');
+    // every member's pid changed (observed from the pidfiles), none is null after
+    const pidsAfter = Object.fromEntries(names.map((n) => [n, b.etcdPid(n)]));
+    for (const n of names) {
+      assert.ok(pidsAfter[n] !== null, `${n} does not run after the restart`);
+      assert.notEqual(pidsAfter[n], pidsBefore[n], `${n}'s pid did not change`);
+      const rec = result.restarted.find((r) => r.member === n)!;
+      assert.equal(rec.pid, pidsAfter[n], `${n}: the workflow reports pid ${rec.pid}, the pidfile says ${pidsAfter[n]}`);
+    }
+    // the already-down member first; the leader last, after leadership moved away from it
+    const order = live.wentDown();
+    if (opts.down) assert.equal(order[0], opts.down, `went down in the order ${order.join(', ')}`);
+    const restartedOrder = result.restarted.map((r) => r.member);
+    assert.equal(restartedOrder.at(-1), leader, `the leader ${leader} was not restarted last: ${restartedOrder.join(', ')}`);
+    assert.equal(order.at(-1), leader, `observed: the leader ${leader} did not go down last (${order.join(', ')})`);
+    const leaderDown = live.firstDown(leader, t0)!;
+    const leaderIdBefore = (await b.observe()).statuses.find((s) => s.name === leader)!.id;
+    const seenLeader = live.leaderBefore(leaderDown);
+    assert.ok(seenLeader && seenLeader !== leaderIdBefore, `when ${leader} stopped the members still saw it (${seenLeader}) as leader: leadership was not moved first`);
+    assert.deepEqual(result.leaderMoves.map((m) => m.from), [leader]);
+    const o = await b.observe();
+    assert.deepEqual(o.problems, []);
+    assert.equal(o.voters, names.length);
+    return result;
+  }
+
+  it('3 members: one at a time, the leader last after MoveLeader, every pid changed', async () => {
+    const b = await freshBed(3);
+    await restartAndCheck(b, { maxUnavailable: 1, bound: 1, record: 'rollingRestart-3-members' });
+  });
+
+  it('4 members with maxUnavailable 2: still one at a time (4 tolerate only 1 down)', async () => {
+    const b = await freshBed(4);
+    const r = await restartAndCheck(b, { maxUnavailable: 2, bound: 1 });
+    assert.equal(r.largestBatch, 1);
+  });
+
+  it('5 members with maxUnavailable 2: two at a time at most, the leader alone and last', async () => {
+    const b = await freshBed(5);
+    const r = await restartAndCheck(b, { maxUnavailable: 2, bound: 2 });
+    assert.equal(r.largestBatch, 2);
+  });
+
+  it('5 members with one already stopped: it is restarted first, and the cluster never drops below quorum', async () => {
+    const b = await freshBed(5);
+    await b.stopEtcd('etcd3');
+    await restartAndCheck(b, { maxUnavailable: 2, bound: 2, down: 'etcd3' });
+  });
+
+  it('3 members with one stopped and maxUnavailable 2: the stopped one first, then one at a time', async () => {
+    const b = await freshBed(3);
+    await b.stopEtcd('etcd2');
+    await restartAndCheck(b, { maxUnavailable: 2, bound: 1, down: 'etcd2' });
+  });
+
+  it('an env change is applied on each member and shows in its running process', async () => {
+    const b = await freshBed(3);
+    const op = await stack.steward.startRollingRestart({
+      spec: b.spec,
+      reason: 'test: raise the backend quota',
+      change: { set: { ETCD_QUOTA_BACKEND_BYTES: '4294967296' } },
+    });
+    const r = await op.result();
+    assert.equal(r.outcome, 'completed');
+    for (const m of b.spec.members) {
+      const pid = b.etcdPid(m.name);
+      assert.ok(pid !== null, `${m.name} does not run`);
+      assert.equal(runningEnv(pid).ETCD_QUOTA_BACKEND_BYTES, '4294967296', `${m.name}'s running etcd does not have the new quota`);
+      assert.equal(parseEnvFile(readFileSync(memberPaths(b.spec, m.name).envFile, 'utf8')).ETCD_QUOTA_BACKEND_BYTES, '4294967296');
+      assert.deepEqual(r.restarted.find((x) => x.member === m.name)!.envChanged, ['ETCD_QUOTA_BACKEND_BYTES']);
+    }
+  });
+
+  it('a change etcd refuses: the member is put back and started, the operation stops with its log, no other member is stopped', async () => {
+    const b = await freshBed(3);
+    const pidsBefore = Object.fromEntries(b.spec.members.map((m) => [m.name, b.etcdPid(m.name)]));
+    const op = await stack.steward.startRollingRestart({
+      spec: b.spec,
+      reason: 'test: a bad value',
+      change: { set: { ETCD_QUOTA_BACKEND_BYTES: 'lots' } },
+    });
+    const err = await op.result().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(err, 'the operation should have failed');
+    const chain = causeChain(err);
+    assert.match(chain, /rolling restart of bed failed/);
+    assert.match(chain, /ETCD_QUOTA_BACKEND_BYTES|lots/, `the log tail should say what etcd refused: ${chain}`);
+    assert.match(chain, /No further member was stopped/);
+    await b.waitHealthy(30_000);
+    const changed = b.spec.members.filter((m) => b.etcdPid(m.name) !== pidsBefore[m.name]).map((m) => m.name);
+    assert.equal(changed.length, 1, `exactly one member was restarted (the one that failed and was put back): ${changed.join(', ')}`);
+    for (const m of b.spec.members) {
+      assert.ok(b.etcdPid(m.name) !== null, `${m.name} is left stopped`);
+      assert.equal(parseEnvFile(readFileSync(memberPaths(b.spec, m.name).envFile, 'utf8')).ETCD_QUOTA_BACKEND_BYTES, undefined, `${m.name}'s env file keeps the bad value`);
+    }
+  });
+
+  it('Updates: approve with nothing waiting is rejected with the reason; approve of the waiting batch goes through; abort between batches leaves every member running', async () => {
+    const b = await freshBed(3);
+    const op: Operation<RollingRestartResult> = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: approvals', policy: { approval: 'each-batch' } });
+    await waitFor('the first batch to wait for approval', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 1')), 60_000);
+    await assert.rejects(op.approve({ batch: 2 }), (e: unknown) => e instanceof OperationRejectedError && /batch 2 is not the one waiting/.test(e.reason));
+    const approved = await op.approve({ by: 'test' });
+    assert.equal(approved.batch, 0);
+    await waitFor('the second batch to wait for approval', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 2')), 120_000);
+    const aborted = await op.abort({ reason: 'test: enough', by: 'test' });
+    assert.deepEqual(aborted.willRollBack, []);
+    const r = await op.result();
+    assert.equal(r.outcome, 'aborted');
+    assert.equal(r.restarted.length, 1);
+    assert.equal(r.notRestarted.length, 2);
+    for (const m of b.spec.members) assert.ok(b.etcdPid(m.name) !== null, `${m.name} is left stopped`);
+    await b.waitHealthy(10_000);
+    // the operation has ended: every action is rejected, with the reason
+    await assert.rejects(op.approve({}), (e: unknown) => e instanceof OperationRejectedError || /completed|not found|ended/i.test(String(e)));
+  });
+});
