@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the same 3 → 5 scale-out on identical fresh clusters under the same write
+ * `npm run bench`, part 1: the same 3 → 5 scale-out on identical fresh clusters under the same write
  * load, done three ways, measured side by side in one run:
  *
  *   baseline    Kubespray's old way: each new member added as a *voting* member, env files
@@ -10,6 +10,16 @@
  * Reported: failed writes, the longest gap between successful writes, p50/p99 write latency,
  * total time, existing members restarted; for steward also orchestration overhead (operation
  * time minus learner catch-up time). Each figure also as a ratio to the baseline of this run.
+ *
+ * Part 2: a rolling restart of every member (4 and 5 members by default) three ways:
+ *
+ *   all at once   every member restarted together (Kubespray's old "Reload etcd" handler);
+ *   throttled     floor(n/2) at a time, Kubespray's newer handler (4 members: 2 down of 4, quorum lost);
+ *   steward       the rollingRestart workflow: min(maxUnavailable, tolerance - down) from live health,
+ *                 the leader last after MoveLeader.
+ *
+ * Reported as above, plus the most members seen down at once (each member's Status asked every
+ * ~100 ms) and how many members' pids changed, all observed, with ratios to "all at once".
  * Bounded: each run stops its load after at most 5 minutes. Uses its own addresses (127.30.0.x)
  * and ports (Temporal 37233/38233), so it does not collide with a bed left running.
  */
@@ -25,17 +35,19 @@ import { sshRun } from '../activities/ssh';
 import { StewardClient } from '../client';
 import { expand, type Member } from '../spec/cluster';
 import { Bed } from '../testbed';
+import { LivenessSampler } from '../testbed/liveness';
 import { type LoadReport, WriteLoad } from '../testbed/load';
 import { startTemporal } from '../testbed/temporal';
 import { createWorker } from '../worker';
 import { DEFAULT_TASK_QUEUE } from '../worker/config';
 
 const opts = new Command('bench')
-  .description('3 → 5 scale-out three ways on identical clusters under the same write load')
+  .description('3 → 5 scale-out, then a rolling restart, each three ways on identical clusters under the same write load')
   .option('--data-mb <n>', 'data written before each scale-out', (v) => Number(v), 20)
   .option('--rate <n>', 'writes per second', (v) => Number(v), 100)
+  .option('--restart-sizes <list>', 'cluster sizes for the rolling-restart comparison, comma-separated (empty: skip it)', (v) => v.split(',').filter(Boolean).map(Number), [4, 5])
   .parse()
-  .opts<{ dataMb: number; rate: number }>();
+  .opts<{ dataMb: number; rate: number; restartSizes: number[] }>();
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
@@ -43,12 +55,14 @@ interface Run {
   name: string;
   writes: LoadReport;
   totalMs: number;
+  /** Existing members whose etcd pid changed (observed). */
   restarted: number;
+  /** The most members seen down at once (observed). */
+  maxDown: number;
   catchUpMs?: number;
 }
 
 const NEW = ['etcd4', 'etcd5'];
-const EXISTING = ['etcd1', 'etcd2', 'etcd3'];
 
 /** A way to scale out: `prepare` runs before the load and the clock start (e.g. a worker bundling its workflows). */
 interface Procedure {
@@ -58,14 +72,17 @@ interface Procedure {
   cleanup?(): Promise<void>;
 }
 
-/** Runs a procedure on a fresh bed under load and measures what the writers saw. */
-async function measure(name: string, procedure: Procedure): Promise<Run> {
-  const bed = await Bed.up({ hosts: 5, members: 3, net: '127.30.0', dir: join(tmpdir(), 'etcd-steward-bench-bed') });
+/** Runs a procedure on a fresh bed under load and measures what the writers and the liveness sampler saw. */
+async function measure(name: string, procedure: Procedure, shape: { hosts: number; members: number } = { hosts: 5, members: 3 }): Promise<Run> {
+  const bed = await Bed.up({ ...shape, net: '127.30.0', dir: join(tmpdir(), 'etcd-steward-bench-bed') });
   try {
     await procedure.prepare?.(bed);
     const load = new WriteLoad({ endpoints: bed.endpoints, credentials: bed.etcdCredentials, rate: opts.rate, maxDurationMs: 5 * 60_000 });
     if (opts.dataMb > 0) await load.prefill(opts.dataMb);
+    const existing = bed.spec.members.map((m) => m.name);
     const before = bed.etcdProcesses();
+    for (const n of existing) if (before[n] === null) throw new Error(`${name}: ${n} has no etcd pid before the run: nothing to compare`);
+    const live = new LivenessSampler(bed.spec.members.map((m) => ({ name: m.name, clientURL: m.clientURLs[0]! })), bed.etcdCredentials, (n) => bed.etcdPid(n));
     load.start();
     await new Promise((r) => setTimeout(r, 2_000)); // steady state first
     const t0 = Date.now();
@@ -74,11 +91,16 @@ async function measure(name: string, procedure: Procedure): Promise<Run> {
     await bed.waitHealthy(120_000);
     await new Promise((r) => setTimeout(r, 2_000));
     const writes = await load.stop();
+    await live.stop();
     const after = bed.etcdProcesses();
-    const restarted = EXISTING.filter((n) => JSON.stringify(before[n]) !== JSON.stringify(after[n])).length;
+    const restarted = existing.filter((n) => after[n] !== null && JSON.stringify(before[n]) !== JSON.stringify(after[n])).length;
+    const counts = live.counts();
+    const unsampled = existing.filter((n) => (counts[n] ?? 0) < 10);
+    if (unsampled.length) throw new Error(`${name}: too few liveness samples of ${unsampled.join(', ')}: the "down at once" figure would mean nothing`);
     const o = await bed.observe();
-    if (o.voters !== 5) throw new Error(`${name}: ended with ${o.voters} voting members`);
-    return { name, writes, totalMs, restarted, ...(catchUpMs !== undefined ? { catchUpMs } : {}) };
+    const expected = shape.hosts;
+    if (o.voters !== expected) throw new Error(`${name}: ended with ${o.voters} voting members, not ${expected}`);
+    return { name, writes, totalMs, restarted, maxDown: live.maxDownAtOnce().count, ...(catchUpMs !== undefined ? { catchUpMs } : {}) };
   } finally {
     await procedure.cleanup?.();
     await bed.down();
@@ -124,18 +146,13 @@ async function naive(bed: Bed, restartBatch: (n: number) => number): Promise<und
     await bed.waitHealthy(120_000);
   }
   // The "Reload etcd" handler: every member restarted, in batches.
-  const size = restartBatch(members.length);
-  for (let i = 0; i < members.length; i += size) {
-    await Promise.all(members.slice(i, i + size).map((m) => sshRun(bed.host(m.name).ssh, bed.sshIdentity, expand(bed.spec.service.restart, m.name))));
-    await bed.waitHealthy(120_000);
-  }
-  return undefined;
+  return restartHandler(bed, members, restartBatch);
 }
 
-/** The scaleOut workflow through a real Temporal dev server and worker, started before the clock. */
-function steward(): Procedure {
+/** An etcd-steward workflow through a real Temporal dev server and worker, started before the clock. */
+function steward(start: (client: StewardClient, bed: Bed) => Promise<number | undefined>): Procedure {
   let stop: (() => Promise<void>) | undefined;
-  let run: ((bed: Bed) => Promise<number>) | undefined;
+  let run: ((bed: Bed) => Promise<number | undefined>) | undefined;
   return {
     async prepare(bed) {
       const temporal = await startTemporal({ dir: join(tmpdir(), 'etcd-steward-bench-temporal'), port: 37233, uiPort: 38233 });
@@ -150,11 +167,7 @@ function steward(): Procedure {
         await connection.close();
         await temporal.stop();
       };
-      run = async (b) => {
-        const op = await client.startScaleOut({ spec: b.spec, add: NEW.map((n) => Bed.memberInput(b.host(n))) });
-        const r = await op.result();
-        return Object.values(r.catchUpMs).reduce((x, y) => x + y, 0);
-      };
+      run = (b) => start(client, b);
     },
     run: (bed) => run!(bed),
     cleanup: async () => stop?.(),
@@ -167,16 +180,22 @@ function ratio(x: number, base: number): string {
   return `${r === 0 || r >= 0.01 ? r.toFixed(2) : r.toPrecision(2)}x`;
 }
 
-async function main(): Promise<void> {
-  console.log(`bench: 3 → 5 on identical fresh clusters, ${opts.dataMb} MB of data, ${opts.rate} writes/s\n`);
+/** Kubespray's "Reload etcd" handler on its own: every member restarted, `batch(n)` at a time, waiting for health between batches. */
+async function restartHandler(bed: Bed, members: Member[], batch: (n: number) => number): Promise<undefined> {
+  const size = batch(members.length);
+  for (let i = 0; i < members.length; i += size) {
+    await Promise.all(members.slice(i, i + size).map((m) => sshRun(bed.host(m.name).ssh, bed.sshIdentity, expand(bed.spec.service.restart, m.name))));
+    await bed.waitHealthy(120_000);
+  }
+  return undefined;
+}
+
+async function runAll(title: string, procedures: [string, () => Procedure][], shape?: { hosts: number; members: number }): Promise<void> {
+  console.log(title);
   const runs: Run[] = [];
-  for (const [name, f] of [
-    ['baseline (voting add + restart all at once)', { run: (b: Bed) => naive(b, (n) => n) }],
-    ['throttled (voting add + restart floor(n/2) at a time)', { run: (b: Bed) => naive(b, (n) => Math.max(1, Math.floor(n / 2))) }],
-    ['steward (learners, no restart)', steward()],
-  ] as [string, Procedure][]) {
+  for (const [name, f] of procedures) {
     process.stdout.write(`${name} ... `);
-    const r = await measure(name, f);
+    const r = await measure(name, f(), shape);
     runs.push(r);
     console.log(`done in ${(r.totalMs / 1000).toFixed(1)} s`);
   }
@@ -189,8 +208,44 @@ async function main(): Promise<void> {
     console.log(`  longest write gap: ${w.longestGapMs} ms (${ratio(w.longestGapMs, base.writes.longestGapMs)})`);
     console.log(`  write latency: p50 ${w.p50Ms} ms (${ratio(w.p50Ms, base.writes.p50Ms)}), p99 ${w.p99Ms} ms (${ratio(w.p99Ms, base.writes.p99Ms)})`);
     console.log(`  total time: ${(r.totalMs / 1000).toFixed(1)} s (${ratio(r.totalMs, base.totalMs)})`);
-    console.log(`  existing members restarted: ${r.restarted}`);
+    console.log(`  members restarted (pid changed): ${r.restarted}; most down at once: ${r.maxDown} (${ratio(r.maxDown, base.maxDown)})`);
     if (r.catchUpMs !== undefined) console.log(`  learner catch-up ${r.catchUpMs} ms; orchestration overhead ${((r.totalMs - r.catchUpMs) / 1000).toFixed(1)} s`);
+  }
+  console.log('');
+}
+
+async function main(): Promise<void> {
+  await runAll(`bench: 3 → 5 on identical fresh clusters, ${opts.dataMb} MB of data, ${opts.rate} writes/s\n`, [
+    ['baseline (voting add + restart all at once)', () => ({ run: (b: Bed) => naive(b, (n) => n) })],
+    ['throttled (voting add + restart floor(n/2) at a time)', () => ({ run: (b: Bed) => naive(b, (n) => Math.max(1, Math.floor(n / 2))) })],
+    [
+      'steward (learners, no restart)',
+      () =>
+        steward(async (client, b) => {
+          const op = await client.startScaleOut({ spec: b.spec, add: NEW.map((n) => Bed.memberInput(b.host(n))) });
+          const r = await op.result();
+          return Object.values(r.catchUpMs).reduce((x, y) => x + y, 0);
+        }),
+    ],
+  ]);
+  for (const n of opts.restartSizes) {
+    await runAll(
+      `bench: rolling restart of ${n} members on identical fresh clusters, ${opts.dataMb} MB of data, ${opts.rate} writes/s\n`,
+      [
+        ['all at once (restart every member together)', () => ({ run: (b: Bed) => restartHandler(b, b.spec.members, (k) => k) })],
+        ["throttled (Kubespray's floor(n/2) at a time)", () => ({ run: (b: Bed) => restartHandler(b, b.spec.members, (k) => Math.max(1, Math.floor(k / 2))) })],
+        [
+          'steward (rollingRestart, leader last)',
+          () =>
+            steward(async (client, b) => {
+              const op = await client.startRollingRestart({ spec: b.spec, reason: 'bench' });
+              await op.result();
+              return undefined;
+            }),
+        ],
+      ],
+      { hosts: n, members: n },
+    );
   }
 }
 

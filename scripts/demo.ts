@@ -5,14 +5,17 @@
  * three), a Temporal dev server with its Web UI, and a worker; puts data and a steady write
  * load on the cluster; scales it 3 → 5 with the scaleOut workflow while it serves writes; and
  * reports what the writers saw. Exits non-zero unless the cluster ends healthy with 5 voters.
+ * With --restart it then rolling-restarts the 5 members under the same load, and reports what
+ * was observed (pids, each member's liveness every ~100 ms, the writers), not the workflow's word.
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { StewardClient, type OperationStatus } from '../client';
+import { type Operation, StewardClient, type OperationStatus } from '../client';
 import { approvalPolicies, type ApprovalPolicy } from '../spec/operations';
 import { Bed } from '../testbed';
+import { LivenessSampler } from '../testbed/liveness';
 import { WriteLoad } from '../testbed/load';
 import { startTemporal } from '../testbed/temporal';
 import { createWorker } from '../worker';
@@ -24,11 +27,12 @@ const opts = new Command('demo')
   .addOption(new Option('--approval <policy>', 'when the quorum gate waits for an operator').choices(approvalPolicies).default('never'))
   .option('--data-mb <n>', 'data written before the scale-out', (v) => Number(v), 20)
   .option('--rate <n>', 'writes per second during the scale-out', (v) => Number(v), 100)
+  .option('--restart', 'after the scale-out, rolling-restart the 5 members under the same write load', false)
   .option('--keep', 'leave the bed, the Temporal server and its Web UI running at the end', false)
   .option('--temporal-port <port>', 'Temporal frontend port', (v) => Number(v), 17233)
   .option('--ui-port <port>', 'Temporal Web UI port', (v) => Number(v), 18233)
   .parse()
-  .opts<{ approval: ApprovalPolicy; dataMb: number; rate: number; keep: boolean; temporalPort: number; uiPort: number }>();
+  .opts<{ approval: ApprovalPolicy; dataMb: number; rate: number; restart: boolean; keep: boolean; temporalPort: number; uiPort: number }>();
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -64,6 +68,7 @@ async function main(): Promise<number> {
     load.start();
     say(`write load started: ${opts.rate} writes/s`);
     const before = bed.etcdProcesses();
+    const scaleOutWindow = load.window();
 
     const op = await steward.startScaleOut({
       spec: bed.spec,
@@ -77,34 +82,9 @@ async function main(): Promise<number> {
       say(`    npm run steward -- approve --cluster ${bed.spec.name} --address ${temporal.address}`);
     }
 
-    // Progress: every new event of the operation, as it happens.
-    const seen = new Set<string>();
-    const showNew = (s: OperationStatus | undefined) => {
-      for (const e of s?.events ?? []) {
-        const key = `${e.at} ${e.message}`;
-        if (!seen.has(key)) {
-          seen.add(key);
-          say(`  ${e.message}`);
-        }
-      }
-    };
-    const progress = setInterval(() => void op.status().then(showNew, () => undefined), 300);
-    let outcome: string;
-    let error: string | undefined;
-    const opStart = Date.now();
-    try {
-      const result = await worker.runUntil(op.result());
-      outcome = result.outcome;
-    } catch (e) {
-      outcome = 'failed';
-      error = innermostMessage(e);
-    } finally {
-      clearInterval(progress);
-    }
-    const opMs = Date.now() - opStart;
-    showNew(await op.status().catch(() => undefined));
-    const writes = await load.stop();
-    load = undefined;
+    const worked = worker.run();
+    const { outcome, error, opMs } = await follow(op);
+    const writes = await scaleOutWindow.close();
 
     const after = bed.etcdProcesses();
     const restarted = ['etcd1', 'etcd2', 'etcd3'].filter((n) => JSON.stringify(before[n]) !== JSON.stringify(after[n]));
@@ -118,12 +98,18 @@ async function main(): Promise<number> {
     console.log(`writes: ${writes.ok} ok, ${writes.failed} failed, longest gap ${writes.longestGapMs} ms`);
     console.log(`write latency: p50 ${writes.p50Ms} ms, p99 ${writes.p99Ms} ms, max ${writes.maxMs} ms${writes.errors.length ? `; errors: ${writes.errors.join(' | ')}` : ''}`);
     console.log(`cluster: ${health.voters} voting members (${names.join(', ')}), ${health.learners} learners, ${health.healthy ? 'healthy' : `NOT healthy: ${health.problems.join('; ')}`}`);
-    console.log(`\n${ok ? 'OK' : 'FAILED'} (total ${secs(Date.now() - t0)})`);
+    let restartOk = true;
+    if (opts.restart && ok) restartOk = await rollingRestart(bed, steward, load);
+    await load.stop();
+    load = undefined;
+    worker.shutdown();
+    await worked;
+    console.log(`\n${ok && restartOk ? 'OK' : 'FAILED'} (total ${secs(Date.now() - t0)})`);
     if (opts.keep) {
       console.log(`\nLeft running: the bed in ${bed.dir}, Temporal at ${temporal.address}, Web UI ${temporal.uiUrl}. Stop it all with: npm run bed -- down`);
       temporal = undefined;
     }
-    return ok ? 0 : 1;
+    return ok && restartOk ? 0 : 1;
   } finally {
     await load?.stop();
     await steward?.close();
@@ -135,6 +121,65 @@ async function main(): Promise<number> {
   }
 }
 
+/** Prints every new event of an operation as it happens, until it ends. */
+async function follow(op: Operation<{ outcome: string }>): Promise<{ outcome: string; error?: string; opMs: number }> {
+  const seen = new Set<string>();
+  const showNew = (s: OperationStatus | undefined) => {
+    for (const e of s?.events ?? []) {
+      const key = `${e.at} ${e.message}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        say(`  ${e.message}`);
+      }
+    }
+  };
+  const progress = setInterval(() => void op.status().then(showNew, () => undefined), 300);
+  const opStart = Date.now();
+  let outcome: string;
+  let error: string | undefined;
+  try {
+    outcome = (await op.result()).outcome;
+  } catch (e) {
+    outcome = 'failed';
+    error = innermostMessage(e);
+  } finally {
+    clearInterval(progress);
+  }
+  const opMs = Date.now() - opStart;
+  showNew(await op.status().catch(() => undefined));
+  return { outcome, opMs, ...(error ? { error } : {}) };
+}
+
+/**
+ * The 5 members rolling-restarted under the running load. Every figure is observed: pids from
+ * the hosts' pidfiles, liveness from each member's own Status every ~100 ms, writes from the load.
+ */
+async function rollingRestart(bed: Bed, steward: StewardClient, load: WriteLoad): Promise<boolean> {
+  const spec = { ...bed.spec, members: bed.hosts.slice(0, 5).map((h) => Bed.memberInput(h)) };
+  const names = spec.members.map((m) => m.name);
+  const pidsBefore = Object.fromEntries(names.map((n) => [n, bed.etcdPid(n)]));
+  const live = new LivenessSampler(spec.members.map((m) => ({ name: m.name, clientURL: m.clientURLs[0]! })), bed.etcdCredentials, (n) => bed.etcdPid(n));
+  const window = load.window();
+  console.log('');
+  const op = await steward.startRollingRestart({ spec, reason: 'demo: restart every member, one at a time', policy: { approval: opts.approval } });
+  say(`rollingRestart started: workflow ${op.workflowId}`);
+  const { outcome, error, opMs } = await follow(op);
+  const writes = await window.close();
+  await live.stop();
+  const restarted = names.filter((n) => pidsBefore[n] !== null && bed.etcdPid(n) !== null && bed.etcdPid(n) !== pidsBefore[n]);
+  const counts = live.counts();
+  const unsampled = names.filter((n) => (counts[n] ?? 0) === 0);
+  const worst = live.maxDownAtOnce();
+  const ok = outcome === 'completed' && restarted.length === names.length && unsampled.length === 0 && worst.count <= 1;
+  console.log(`rolling restart of ${names.length} members: ${outcome} in ${secs(opMs)}${error ? `: ${error}` : ''}`);
+  console.log(
+    `members restarted: ${restarted.length} of ${names.length}, at most ${worst.count} down at once` +
+      (unsampled.length ? ` (NOT observed: no liveness samples of ${unsampled.join(', ')})` : ` (${live.samples.length} liveness samples)`),
+  );
+  console.log(`writes: ${writes.ok} ok, ${writes.failed} failed, longest gap ${writes.longestGapMs} ms`);
+  console.log(`write latency: p50 ${writes.p50Ms} ms, p99 ${writes.p99Ms} ms, max ${writes.maxMs} ms${writes.errors.length ? `; errors: ${writes.errors.join(' | ')}` : ''}`);
+  return ok;
+}
 
 main().then(
   (code) => process.exit(code),

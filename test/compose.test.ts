@@ -6,6 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse, parseDocument } from 'yaml';
+import { SEARCH_ATTRIBUTES } from '../common/ids';
 import { DEFAULT_TASK_QUEUE, workerConfigFromEnv } from '../worker/config';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -40,7 +41,7 @@ const compose = parse(composeText, { merge: true }) as Compose;
 const services = compose.services ?? {};
 const serviceEntries = Object.entries(services);
 
-const EXPECTED_SERVICES = ['postgresql', 'temporal', 'temporal-ui', 'worker', 'etcd1', 'etcd2', 'etcd3', 'etcd4', 'etcd5'];
+const EXPECTED_SERVICES = ['postgresql', 'temporal', 'temporal-search-attributes', 'temporal-ui', 'worker', 'etcd1', 'etcd2', 'etcd3', 'etcd4', 'etcd5'];
 const ETCD_HOSTS = EXPECTED_SERVICES.filter((s) => s.startsWith('etcd'));
 
 /** The private IPv4 ranges (RFC 1918), as dotted quads (with or without a /prefix). */
@@ -166,6 +167,12 @@ describe('docker-compose.yml', () => {
     assert.equal(services.postgresql?.image, 'postgres:16');
     assert.equal(services.temporal?.image, 'temporalio/auto-setup:1.29.1');
     assert.equal(services['temporal-ui']?.image, 'temporalio/ui:2.42.1');
+    assert.match(services['temporal-search-attributes']?.image ?? '', /^temporalio\/admin-tools:1\.29\.1-/);
+  });
+
+  it('registers every search attribute the client starts operations with', () => {
+    const cmd = JSON.stringify(services['temporal-search-attributes']?.command ?? '');
+    for (const key of SEARCH_ATTRIBUTES) assert.match(cmd, new RegExp(`--name ${key.name} --type Keyword`), `${key.name} is not registered`);
   });
 
   it('pins the base image of every Dockerfile it builds', () => {

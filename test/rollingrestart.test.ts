@@ -156,6 +156,7 @@ describe('rollingRestart', () => {
       () => null,
       (e: unknown) => e,
     );
+    await recordHistory(op.handle, 'rollingRestart-refused-change-compensation', stack.temporal.address);
     assert.ok(err, 'the operation should have failed');
     const chain = causeChain(err);
     assert.match(chain, /rolling restart of bed failed/);
@@ -174,13 +175,17 @@ describe('rollingRestart', () => {
     const b = await freshBed(3);
     const op: Operation<RollingRestartResult> = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: approvals', policy: { approval: 'each-batch' } });
     await waitFor('the first batch to wait for approval', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 1')), 60_000);
-    await assert.rejects(op.approve({ batch: 2 }), (e: unknown) => e instanceof OperationRejectedError && /batch 2 is not the one waiting/.test(e.reason));
+    // batch numbers are 0-based in the API (the CLI counts from 1, as status shows them)
+    await assert.rejects(op.approve({ batch: 1 }), (e: unknown) => e instanceof OperationRejectedError && /batch 2 is not the one waiting for approval: batch 1 \(etcd\d\) is/.test(e.reason));
     const approved = await op.approve({ by: 'test' });
     assert.equal(approved.batch, 0);
+    // batch 1 is now on its way: nothing waits for approval until batch 2 reaches its gate
+    await assert.rejects(op.approve({}), (e: unknown) => e instanceof OperationRejectedError && /no batch is waiting for approval: batch 1 \(etcd\d\) is in phase/.test(e.reason));
     await waitFor('the second batch to wait for approval', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 2')), 120_000);
     const aborted = await op.abort({ reason: 'test: enough', by: 'test' });
     assert.deepEqual(aborted.willRollBack, []);
     const r = await op.result();
+    await recordHistory(op.handle, 'rollingRestart-updates-approval-abort', stack.temporal.address);
     assert.equal(r.outcome, 'aborted');
     assert.equal(r.restarted.length, 1);
     assert.equal(r.notRestarted.length, 2);

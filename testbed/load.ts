@@ -37,19 +37,53 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** What the writers saw over one stretch of time; each write counts in the windows open when it was issued. */
+class Window {
+  readonly latencies: number[] = [];
+  ok = 0;
+  failed = 0;
+  lastOk: number;
+  longestGap = 0;
+  readonly inflight = new Set<Promise<void>>();
+  readonly errors = new Set<string>();
+  constructor(readonly started: number) {
+    this.lastOk = started;
+  }
+  succeeded(t0: number, now: number): void {
+    this.ok++;
+    this.latencies.push(now - t0);
+    this.longestGap = Math.max(this.longestGap, now - this.lastOk);
+    this.lastOk = now;
+  }
+  report(end: number): LoadReport {
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    return {
+      ok: this.ok,
+      failed: this.failed,
+      longestGapMs: Math.max(this.longestGap, end - this.lastOk), // an outage at the very end counts too
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      maxMs: sorted.at(-1) ?? 0,
+      durationMs: end - this.started,
+      errors: [...this.errors],
+    };
+  }
+}
+
+/** An open measurement window of a WriteLoad (see `WriteLoad.window`). */
+export interface LoadWindow {
+  /** Stops counting new writes in this window, waits for the ones it issued, and reports. */
+  close(): Promise<LoadReport>;
+}
+
 export class WriteLoad {
   private readonly client;
   private timer: NodeJS.Timeout | undefined;
   private hardStop: NodeJS.Timeout | undefined;
   private readonly inflight = new Set<Promise<void>>();
-  private readonly latencies: number[] = [];
-  private ok = 0;
-  private failed = 0;
-  private lastOk = 0;
-  private longestGap = 0;
+  private readonly windows = new Set<Window>();
+  private whole: Window | undefined;
   private seq = 0;
-  private started = 0;
-  private readonly errors = new Set<string>();
   private readonly value: Buffer;
 
   constructor(private readonly opts: LoadOptions) {
@@ -74,8 +108,8 @@ export class WriteLoad {
 
   start(): void {
     const rate = this.opts.rate ?? 100;
-    this.started = Date.now();
-    this.lastOk = this.started;
+    this.whole = new Window(Date.now());
+    this.windows.add(this.whole);
     const tickMs = 10;
     let due = 0;
     this.timer = setInterval(() => {
@@ -88,10 +122,30 @@ export class WriteLoad {
     this.hardStop = setTimeout(() => void this.stop(), this.opts.maxDurationMs ?? 10 * 60_000);
   }
 
+  /**
+   * Opens a measurement window over part of the run (e.g. one operation of several): the writes
+   * issued while it is open count in it, including those that fail after it closes.
+   */
+  window(): LoadWindow {
+    const w = new Window(Date.now());
+    this.windows.add(w);
+    return {
+      close: async () => {
+        const end = Date.now();
+        this.windows.delete(w);
+        await Promise.all([...w.inflight]);
+        return w.report(end);
+      },
+    };
+  }
+
   private writeOne(): void {
+    const open = [...this.windows];
     if (this.inflight.size >= 500) {
-      this.failed++;
-      this.errors.add('more than 500 writes outstanding');
+      for (const w of open) {
+        w.failed++;
+        w.errors.add('more than 500 writes outstanding');
+      }
       return;
     }
     const t0 = Date.now();
@@ -101,23 +155,26 @@ export class WriteLoad {
       .then(
         () => {
           const now = Date.now();
-          this.ok++;
-          this.latencies.push(now - t0);
-          this.longestGap = Math.max(this.longestGap, now - this.lastOk);
-          this.lastOk = now;
+          for (const w of open) w.succeeded(t0, now);
         },
         (e: unknown) => {
-          this.failed++;
-          if (this.errors.size < 5) this.errors.add(e instanceof Error ? e.message.split('\n')[0]! : String(e));
+          for (const w of open) {
+            w.failed++;
+            if (w.errors.size < 5) w.errors.add(e instanceof Error ? e.message.split('\n')[0]! : String(e));
+          }
         },
       )
-      .finally(() => this.inflight.delete(p));
+      .finally(() => {
+        this.inflight.delete(p);
+        for (const w of open) w.inflight.delete(p);
+      });
     this.inflight.add(p);
+    for (const w of open) w.inflight.add(p);
   }
 
   private stopping: Promise<LoadReport> | undefined;
 
-  /** Stops issuing writes, waits for those in flight, and reports (the same report on every call). */
+  /** Stops issuing writes, waits for those in flight, and reports the whole run (the same report on every call). */
   stop(): Promise<LoadReport> {
     this.stopping ??= this.finish();
     return this.stopping;
@@ -128,18 +185,8 @@ export class WriteLoad {
     clearTimeout(this.hardStop);
     await Promise.all([...this.inflight]);
     const end = Date.now();
-    this.longestGap = Math.max(this.longestGap, end - this.lastOk); // an outage at the very end counts too
     this.client.close();
-    const sorted = [...this.latencies].sort((a, b) => a - b);
-    return {
-      ok: this.ok,
-      failed: this.failed,
-      longestGapMs: this.longestGap,
-      p50Ms: percentile(sorted, 50),
-      p99Ms: percentile(sorted, 99),
-      maxMs: sorted.at(-1) ?? 0,
-      durationMs: end - this.started,
-      errors: [...this.errors],
-    };
+    this.windows.clear();
+    return (this.whole ?? new Window(end)).report(end);
   }
 }

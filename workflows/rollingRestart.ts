@@ -157,7 +157,7 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
 
       for (let i = 0; remaining.length > 0; i++) {
         const needApproval = policy.approval === 'each-batch' || (policy.approval === 'first-batch' && i === 0);
-        status.batch = { index: i, of: i + Math.max(1, status.plan?.batches.length ?? 1), member: remaining.join(', '), members: [...remaining] };
+        status.batch = { index: i, of: i + Math.max(1, status.plan?.batches.length ?? 1), member: remaining.join(', '), members: [...remaining] }; // until the gate decides
         const { value: batch } = await k.interruptible(() =>
           k.gate<RestartBatch | null>({
             batch: i,
@@ -166,6 +166,8 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
             check: (o) => {
               const d = planRestartBatch(o, remaining, policy.maxUnavailable);
               status.plan = { from: names.length, to: names.length, batches: projectRestartPlan(o, remaining, policy.maxUnavailable) };
+              const next = d.batch?.members ?? remaining;
+              status.batch = { index: i, of: i + status.plan.batches.length, member: next.join(', '), members: [...next] };
               return { blockers: [...gateBlockers(o, { voters: names, mayBeDown: d.down }, null), ...d.blockers], value: d.batch };
             },
             label: (b) => (b ? b.members.join(', ') : remaining.join(', ')),
@@ -173,7 +175,6 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
         );
         if (!batch) throw new Error('the gate opened without a batch'); // cannot happen: no batch is a blocker
         largestBatch = Math.max(largestBatch, batch.members.length);
-        status.batch = { index: i, of: i + (status.plan?.batches.length ?? 1), member: batch.members.join(', '), members: batch.members };
         k.event(
           `batch ${i + 1}: restarting ${batch.members.join(', ')}` +
             (batch.alreadyDown.length ? ' (already down: restarting it cannot lower availability)' : ` (at most ${batch.bound} down at once)`),
