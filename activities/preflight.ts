@@ -59,9 +59,12 @@ export function membershipProblems(spec: ClusterSpec, live: ListedMember[], unli
     if (spec.members.some((m) => m.peerURLs.some((u) => l.peerURLs.includes(u)))) continue;
     const own = unlisted(l);
     if (own === null) continue;
+    const who = `"${l.name || '(not started)'}" (id ${l.id}, peer URL ${l.peerURLs.join(',')})`;
     problems.push(
       own ??
-        `the cluster has a ${l.isLearner ? 'pending learner' : 'member'} "${l.name || '(not started)'}" (id ${l.id}, peer URL ${l.peerURLs.join(',')}) that the spec does not list: add it to the spec${l.isLearner ? ', or remove it (etcdctl member remove ' + l.id + ')' : ''} first`,
+        (l.isLearner
+          ? `the cluster has a pending learner ${who} that the spec does not list: finish the scale-out that added it, or remove it (etcdctl member remove ${l.id}), first`
+          : `the cluster has a member ${who} that the spec does not list: add it to the spec first`),
     );
   }
   return problems;

@@ -4,10 +4,10 @@
  * and wait until a restarted member is ready again. Each one is idempotent:
  *
  * - `restartMember` is told the pid the member had before (`pidBefore`); a live process with a
- *   different pid and an env file that already holds the change means the restart was done
- *   (a retry after a lost reply), so it is not restarted twice. The env file's values before
- *   the change are kept next to it (`<envFile>.steward-previous`), so a retry still reports
- *   the original values, which the workflow needs to undo the change.
+ *   different pid, an env file that already holds the change and the change in that process's
+ *   environment mean the restart was done (a retry after a lost reply): it is not done twice.
+ *   The env file's values before the change are kept next to it (`<envFile>.steward-previous`),
+ *   so a retry still reports the original values, which the workflow needs to undo the change.
  * - `moveLeader` does nothing when the target already leads.
  * - `readMemberPid` and `awaitMemberReady` only read.
  */
@@ -143,9 +143,10 @@ function section(lines: string[], name: string): string[] {
 
 /**
  * The host side of restartMember, one script: reads the main pid; unless the member already
- * runs with a new pid and no env-file change is pending, stops it, writes the sidecar and the
- * env file (from stdin, atomically, keeping the file's mode and owner) when they change, starts
- * it and reads the new pid; prints the new process's values of `keys` from /proc/<pid>/environ.
+ * runs with a new pid, no env-file change is pending and the process's environment shows the
+ * change, stops it, writes the sidecar and the env file (from stdin, atomically, keeping the
+ * file's mode and owner) when they change, starts it and reads the new pid; prints the new
+ * process's values of the change's variables from /proc/<pid>/environ.
  * On a failed start it prints the start command's output and the `logs` template's and exits 12.
  */
 export function restartScript(o: {
@@ -153,11 +154,14 @@ export function restartScript(o: {
   sidecarJson: string | null;
   writeEnv: boolean;
   pidBefore: number | null;
-  keys: string[];
+  change: EnvChange | undefined;
   service: { mainPid: string; isActive: string; stop: string; start: string; logs: string };
 }): string {
   const f = shq(o.envFile);
-  const keys = o.keys.filter((k) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
+  const set = Object.entries(o.change?.set ?? {});
+  const unset = o.change?.unset ?? [];
+  const keys = [...set.map(([k]) => k), ...unset];
+  for (const k of keys) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`environment variable name "${k}" is not valid`);
   const logs = [`echo "$M logs"`, `${noStdin(o.service.logs)} 2>&1 | tail -n 20`];
   return [
     'set -u',
@@ -177,6 +181,17 @@ export function restartScript(o: {
     '  esac',
     '}',
     `active() { ${noStdin(o.service.isActive)} >/dev/null 2>&1; }`,
+    // The change is in process $1's environment (so a live process with another pid is the restart done).
+    'env_ok() {',
+    ...(keys.length === 0
+      ? ['  :']
+      : [
+          '  local e',
+          `  e=$(tr '\\0' '\\n' < "/proc/$1/environ" 2>/dev/null) || return 1`,
+          ...set.map(([k, v]) => `  printf '%s\\n' "$e" | grep -qxF ${shq(`${k}=${v}`)} || return 1`),
+          ...unset.map((k) => `  ! printf '%s\\n' "$e" | grep -q '^${k}=' || return 1`),
+        ]),
+    '}',
     // tmp file in the same directory, mode and owner of the env file (0640 if it has none), then rename
     'write_atomic() {',
     '  local tmp',
@@ -187,7 +202,7 @@ export function restartScript(o: {
     '  mv -f "$tmp" "$1" || { rm -f "$tmp"; return 1; }',
     '}',
     'pid=$(main_pid) || { echo "$pid"; exit 20; }',
-    `if [ ${o.writeEnv ? 1 : 0} = 0 ] && [ "$pid" != 0 ] && [ "$pid" != "$before" ] && active; then`,
+    `if [ ${o.writeEnv ? 1 : 0} = 0 ] && [ "$pid" != 0 ] && [ "$pid" != "$before" ] && active && env_ok "$pid"; then`,
     '  echo "$M already $pid"',
     'else',
     '  t0=$(now)',
@@ -230,7 +245,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const cmd = expand(spec.service.mainPid, member.name);
       const envFile = memberPaths(spec, member.name).envFile;
       const withEnv = envKeys !== undefined && envKeys.length > 0;
-      const script = withEnv ? [`out=$(${noStdin(cmd)}) || exit $?`, `printf '%s\n' "$out"`, `echo '${MARK} env'`, `cat ${shq(envFile)}`].join('\n') : noStdin(cmd);
+      const script = withEnv ? [`out=$(${noStdin(cmd)}) || exit $?`, `printf '%s\\n' "$out"`, `echo '${MARK} env'`, `cat ${shq(envFile)}`].join('\n') : noStdin(cmd);
       const r = await classifySsh(sshExec(sshTarget(member), ssh, script));
       if (r.code !== 0) {
         if (withEnv && r.stdout.includes(`${MARK} env`)) throw ApplicationFailure.nonRetryable(`${member.name}: ${envFile} cannot be read: ${outputTail(r)}`, 'MissingEnvFile');
@@ -245,8 +260,8 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
     /**
      * Restarts the member, applying `change` to its env file while it is stopped, in two SSH
      * round trips (read the env file; one script). Already restarted (a live process whose pid
-     * is not `pidBefore`, and the env file holds the change): nothing is stopped, the change is
-     * still verified. With `pidBefore` null (the member was down) it applies the change and starts.
+     * is not `pidBefore`, the env file holds the change and so does the process's environment):
+     * nothing is stopped. With `pidBefore` null (the member was down) it applies the change and starts.
      * A start that fails is non-retryable (`StartFailed`, with the log tail; details carry
      * `previous` for the undo); a change not seen in the new process is `EnvChangeNotApplied`.
      */
@@ -289,7 +304,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         sidecarJson: writeEnv ? JSON.stringify({ pidBefore, change: key, previous } satisfies Sidecar) : null,
         writeEnv,
         pidBefore,
-        keys,
+        change,
         service: svc,
       });
       const r = await classifySsh(sshExec(target, ssh, script, { timeoutMs: 10 * 60_000, ...(writeEnv ? { stdin: nextText } : {}) }));

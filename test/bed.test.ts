@@ -1,5 +1,6 @@
 // Integration: the test bed itself — real TLS etcd, real sshd with pinned host keys, clean teardown.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { etcdClient } from '../activities/etcd';
@@ -91,13 +92,28 @@ describe('test bed: 3-member TLS etcd cluster on loopback hosts', () => {
     await assert.rejects(sshExec(target, bed.sshIdentity, 'true', { timeoutMs: 5000 }), (e: unknown) => e instanceof SshError && e.kind === 'unreachable' && /cannot reach sshd/.test(e.message));
   });
 
-  it('the service commands drive etcd like systemctl: stop, is-active, start', async () => {
+  it('the service commands drive etcd like systemctl: stop, is-active, mainPid, logs, start', async () => {
     const h = bed.host('etcd3');
     const svc = (cmd: string) => cmd.replaceAll('{name}', 'etcd3');
     assert.equal((await sshExec(h.ssh, bed.sshIdentity, svc(bed.spec.service.isActive))).code, 0);
+    assert.equal((await sshRun(h.ssh, bed.sshIdentity, svc(bed.spec.service.mainPid))).trim(), String(bed.etcdPid('etcd3')));
+    assert.equal((await sshRun(h.ssh, bed.sshIdentity, svc(bed.spec.service.logs))).trim().split('\n').length, 20);
     await sshRun(h.ssh, bed.sshIdentity, svc(bed.spec.service.stop));
     assert.equal((await sshExec(h.ssh, bed.sshIdentity, svc(bed.spec.service.isActive))).code, 3);
     assert.equal(bed.etcdPid('etcd3'), null);
+    assert.equal((await sshRun(h.ssh, bed.sshIdentity, svc(bed.spec.service.mainPid))).trim(), '0');
+
+    // start returns once etcd itself listens on its client port: another process there does not count
+    const squatter = createServer();
+    await new Promise<void>((res) => squatter.listen(2379, h.address, res));
+    try {
+      const r = await sshExec(h.ssh, bed.sshIdentity, svc(bed.spec.service.start));
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /etcd exited right after start[^]*address already in use/);
+      assert.equal(bed.etcdPid('etcd3'), null);
+    } finally {
+      await new Promise((res) => squatter.close(res));
+    }
     const degraded = await bed.observe();
     assert.equal(degraded.healthy, false);
     assert.ok(degraded.problems.some((p) => p.includes('etcd3 does not answer')), degraded.problems.join('; '));

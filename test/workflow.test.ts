@@ -2,8 +2,6 @@
 // monitoring verdict, pause/resume, approval policy, and the order of compensation. The real
 // activities are covered by test/scaleout.test.ts; this pins down the pure decisions.
 import assert from 'node:assert/strict';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
