@@ -141,7 +141,11 @@ describe('the operator CLI', () => {
   it('pause, resume and a monitoring verdict reach the workflow and are shown', async () => {
     const p = await cli(['pause', '--cluster', 'bed', '--reason', 'change freeze', '--by', 'bob']);
     assert.equal(p.code, 0, show(p));
-    assert.match(p.stdout, /^pause: sent to etcd-steward-bed$/m, show(p));
+    assert.match(p.stdout, /^pause: paused \(phase gate\); it holds at its next gate$/m, show(p));
+    const twice = await cli(['pause', '--cluster', 'bed']);
+    assert.equal(twice.code, 5, show(twice));
+    assert.match(twice.stderr, /^pause rejected: already paused by bob: change freeze$/m, show(twice));
+    noStack(twice);
     assert.match(p.stdout, /paused by bob: change freeze/, show(p));
     await waitFor('the gate to wait for resume', async () => (await stack.steward.operation('bed').status()).waitingFor.some((w) => w.startsWith('resume')));
     const s = await cli(['status', '--cluster', 'bed']);
@@ -154,6 +158,7 @@ describe('the operator CLI', () => {
 
     const r = await cli(['resume', '--cluster', 'bed', '--by', 'bob']);
     assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /^resume: resumed \(phase gate\)$/m, show(r));
     assert.match(r.stdout, /resumed by bob/, show(r));
     await waitFor('the gate to wait for approval again', async () => (await stack.steward.operation('bed').status()).waitingFor.some((w) => w.startsWith('approval of batch 1')));
     assert.equal((await bed.observe()).members.length, 3, 'still nothing added');
@@ -165,8 +170,11 @@ describe('the operator CLI', () => {
     assert.match(wrong.stderr, /^there is no batch 2: the operation on bed has 1 batch\(es\): 1 \(etcd4\)$/m, show(wrong));
     const a = await cli(['approve', '--cluster', 'bed', '--batch', '1', '--by', 'alice', '--comment', 'looks good']);
     assert.equal(a.code, 0, show(a));
-    assert.match(a.stdout, /^approve: sent to etcd-steward-bed$/m, show(a));
+    assert.match(a.stdout, /^approve: batch 1 \(etcd4\) approved$/m, show(a));
     assert.match(a.stdout, /^ {2}\d\d:\d\d:\d\d {2}batch 1 approved by alice: looks good$/m, show(a));
+    const again = await cli(['approve', '--cluster', 'bed']);
+    assert.equal(again.code, 5, show(again));
+    assert.match(again.stderr, /^approve rejected: no batch is waiting for approval: batch 1 \(etcd4\) is in phase /m, show(again));
 
     const w = await cli(['watch', '--cluster', 'bed'], 240_000);
     assert.equal(w.code, 0, show(w));
@@ -195,8 +203,13 @@ describe('the operator CLI', () => {
     assert.match(a.stderr, /^the operation on cluster bed \(workflow etcd-steward-bed\) has already ended \(COMPLETED\); there is nothing to abort$/m, show(a));
     const l = await cli(['list']);
     assert.equal(l.code, 0, show(l));
-    assert.match(l.stdout, /^WORKFLOW ID +TYPE +STATUS +STARTED +CLOSED +RUN ID$/m, show(l));
-    assert.match(l.stdout, /^etcd-steward-bed +scaleOut +COMPLETED +\d{4}-/m, show(l));
+    assert.match(l.stdout, /^CLUSTER +TYPE +STATUS +STARTED +CLOSED +WORKFLOW ID +RUN ID$/m, show(l));
+    assert.match(l.stdout, /^bed +scaleOut +COMPLETED +\d{4}-.* etcd-steward-bed /m, show(l));
+    const other = await cli(['list', '--cluster', 'other']);
+    assert.equal(other.code, 0, show(other));
+    assert.match(other.stdout, /no etcd-steward operations/, show(other));
+    const mine = await cli(['list', '--cluster', 'bed', '--json']);
+    assert.deepEqual((JSON.parse(mine.stdout) as { type: string }[]).map((x) => x.type), ['scaleOut'], mine.stdout);
     assert.doesNotMatch(l.stdout, /clusterHealth/, 'health checks only with --all');
     const all = await cli(['list', '--all', '--json']);
     const rows = JSON.parse(all.stdout) as { type: string; cluster: string; status: string }[];
@@ -215,5 +228,27 @@ describe('the operator CLI', () => {
     const o = await bed.observe();
     assert.equal(o.voters, 4);
     assert.equal(o.learners, 0);
+  });
+  it('restart: a rolling restart of the 4 members, watched to its end; bad input exits 2 naming the field', async () => {
+    const spec4 = { ...bed.spec, members: [...bed.spec.members, Bed.memberInput(bed.host('etcd4'))] };
+    writeFileSync(f('spec4.json'), JSON.stringify(spec4));
+    const bad = await cli(['restart', '--spec', f('spec4.json'), '--reason', 'x', '--members', 'etcd9', '--set', 'ETCD_NAME=oops']);
+    assert.equal(bad.code, 2, show(bad));
+    assert.match(bad.stderr, /^rolling-restart request is not valid:$/m, show(bad));
+    assert.match(bad.stderr, /change\.ETCD_NAME: ETCD_NAME identifies the member/, show(bad));
+    noStack(bad);
+    const badMember = await cli(['restart', '--spec', f('spec4.json'), '--reason', 'x', '--members', 'etcd9']);
+    assert.equal(badMember.code, 2, show(badMember));
+    assert.match(badMember.stderr, /members\[0\]: "etcd9" is not a member of cluster bed/, show(badMember));
+    const pids = Object.fromEntries(spec4.members.map((m) => [m.name, bed.etcdPid(m.name)]));
+    const r = await cli(['restart', '--spec', f('spec4.json'), '--reason', 'cli test', '--max-unavailable', '2', '--set', 'ETCD_QUOTA_BACKEND_BYTES=4294967296', '--wait'], 240_000);
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /^started rolling restart of bed \(etcd1, etcd2, etcd3, etcd4\): cli test; at most 2 down at once, approval never$/m, show(r));
+    assert.match(r.stdout, /^completed: restarted etcd\d, etcd\d, etcd\d, etcd\d; at most 1 member\(s\) down at once$/m, show(r));
+    assert.match(r.stdout, /^ {2}leadership moved etcd\d → etcd\d before etcd\d was restarted$/m, show(r));
+    for (const m of spec4.members) {
+      assert.match(r.stdout, new RegExp(`^ {2}${m.name}: batch \\d, pid ${pids[m.name]} → \\d+, ready in \\d+ ms, changed ETCD_QUOTA_BACKEND_BYTES$`, 'm'), show(r));
+      assert.notEqual(bed.etcdPid(m.name), pids[m.name]);
+    }
   });
 });
