@@ -315,6 +315,20 @@ async function outcome(handle: WorkflowHandle, d: WorkflowExecutionDescription):
   }
 }
 
+/** After a start: the workflow id and the commands to follow it; then, with --wait, follows it to its end. */
+async function started(steward: StewardClient, g: Globals, hints: (cmd: string) => string, op: Operation<unknown>, cluster: string, approval: boolean, wait: boolean): Promise<number> {
+  const { runId } = await op.handle.describe();
+  console.log(`workflow: ${op.workflowId} (run ${runId})`);
+  console.log(`  watch:   ${hints(`watch --cluster ${cluster}`)}`);
+  console.log(`  status:  ${hints(`status --cluster ${cluster}`)}`);
+  if (approval) console.log(`  approve: ${hints(`approve --cluster ${cluster}`)}`);
+  console.log(`  abort:   ${hints(`abort --cluster ${cluster} --reason "..."`)}`);
+  await warnWithoutWorker(steward, g);
+  if (!wait) return EXIT.ok;
+  console.log('');
+  return watch(steward, g, steward.temporal.workflow.getHandle(op.workflowId, runId), hints);
+}
+
 // ---- input files --------------------------------------------------------------------------
 
 function readDoc(file: string): unknown {
@@ -433,16 +447,7 @@ program
         const { spec, add, policy } = input;
         const op = await steward.startScaleOut(input);
         console.log(`started scale-out of ${spec.name}: ${spec.members.length} → ${spec.members.length + add.length} (adding ${add.map((m) => m.name).join(', ')}), approval ${policy.approval}`);
-        const { runId } = await op.handle.describe();
-        console.log(`workflow: ${op.workflowId} (run ${runId})`);
-        console.log(`  watch:   ${hints(`watch --cluster ${spec.name}`)}`);
-        console.log(`  status:  ${hints(`status --cluster ${spec.name}`)}`);
-        if (policy.approval !== 'never') console.log(`  approve: ${hints(`approve --cluster ${spec.name}`)}`);
-        console.log(`  abort:   ${hints(`abort --cluster ${spec.name} --reason "..."`)}`);
-        await warnWithoutWorker(steward, g);
-        if (!o.wait) return EXIT.ok;
-        console.log('');
-        return watch(steward, g, steward.temporal.workflow.getHandle(op.workflowId, runId), hints);
+        return started(steward, g, hints, op, spec.name, policy.approval !== 'never', !!o.wait);
       },
       (o) =>
         // The whole request is checked here (SpecError names each bad field, e.g. add[0].name); the worker's preflight then checks it against the cluster.
@@ -490,15 +495,7 @@ program
         const { spec, policy } = input;
         const op = await steward.startRollingRestart(input);
         console.log(`started rolling restart of ${spec.name} (${input.members.join(', ')}): ${input.reason}; at most ${policy.maxUnavailable} down at once, approval ${policy.approval}`);
-        const { runId } = await op.handle.describe();
-        console.log(`workflow: ${op.workflowId} (run ${runId})`);
-        console.log(`  watch:   ${hints(`watch --cluster ${spec.name}`)}`);
-        if (policy.approval !== 'never') console.log(`  approve: ${hints(`approve --cluster ${spec.name}`)}`);
-        console.log(`  abort:   ${hints(`abort --cluster ${spec.name} --reason "..."`)}`);
-        await warnWithoutWorker(steward, g);
-        if (!o.wait) return EXIT.ok;
-        console.log('');
-        return watch(steward, g, steward.temporal.workflow.getHandle(op.workflowId, runId), hints);
+        return started(steward, g, hints, op, spec.name, policy.approval !== 'never', !!o.wait);
       },
       (o) =>
         parseRollingRestartInput({

@@ -26,16 +26,15 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { createActivities, type Activities } from '../activities';
+import { createActivities } from '../activities';
 import { etcdClient } from '../activities/etcd';
 import { sshRun } from '../activities/ssh';
 import { StewardClient } from '../client';
 import { expand, type Member } from '../spec/cluster';
 import { Bed } from '../testbed';
 import { LivenessSampler } from '../testbed/liveness';
+import { activityRunner } from '../testbed/run-activity';
 import { type LoadReport, WriteLoad } from '../testbed/load';
 import { startTemporal } from '../testbed/temporal';
 import { createWorker } from '../worker';
@@ -57,8 +56,9 @@ interface Run {
   totalMs: number;
   /** Existing members whose etcd pid changed (observed). */
   restarted: number;
-  /** The most members seen down at once (observed). */
+  /** The most members seen down at once (observed), of the `members` there at the start. */
   maxDown: number;
+  members: number;
   catchUpMs?: number;
 }
 
@@ -100,7 +100,7 @@ async function measure(name: string, procedure: Procedure, shape: { hosts: numbe
     const o = await bed.observe();
     const expected = shape.hosts;
     if (o.voters !== expected) throw new Error(`${name}: ended with ${o.voters} voting members, not ${expected}`);
-    return { name, writes, totalMs, restarted, maxDown: live.maxDownAtOnce().count, ...(catchUpMs !== undefined ? { catchUpMs } : {}) };
+    return { name, writes, totalMs, restarted, maxDown: live.maxDownAtOnce().count, members: existing.length, ...(catchUpMs !== undefined ? { catchUpMs } : {}) };
   } finally {
     await procedure.cleanup?.();
     await bed.down();
@@ -110,17 +110,7 @@ async function measure(name: string, procedure: Procedure, shape: { hosts: numbe
 /** Kubespray's way, driven with the project's own activities for the parts that are the same (cert, env files, start). */
 async function naive(bed: Bed, restartBatch: (n: number) => number): Promise<undefined> {
   const acts = createActivities({ ssh: bed.sshIdentity, etcd: bed.etcdCredentials });
-  const env = new MockActivityEnvironment();
-  const run = async <K extends keyof Activities>(k: K, ...args: Parameters<Activities[K]>) => {
-    for (let i = 0; ; i++) {
-      try {
-        return (await (env.run as (f: unknown, ...a: unknown[]) => Promise<unknown>)(acts[k], ...args)) as Awaited<ReturnType<Activities[K]>>;
-      } catch (e) {
-        if (!(e instanceof ApplicationFailure && e.category === 'BENIGN') || i > 30) throw e;
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
-  };
+  const run = activityRunner(() => acts);
   const members: Member[] = [...bed.spec.members];
   for (const n of NEW) {
     const m = Bed.memberInput(bed.host(n));
@@ -208,7 +198,7 @@ async function runAll(title: string, procedures: [string, () => Procedure][], sh
     console.log(`  longest write gap: ${w.longestGapMs} ms (${ratio(w.longestGapMs, base.writes.longestGapMs)})`);
     console.log(`  write latency: p50 ${w.p50Ms} ms (${ratio(w.p50Ms, base.writes.p50Ms)}), p99 ${w.p99Ms} ms (${ratio(w.p99Ms, base.writes.p99Ms)})`);
     console.log(`  total time: ${(r.totalMs / 1000).toFixed(1)} s (${ratio(r.totalMs, base.totalMs)})`);
-    console.log(`  members restarted (pid changed): ${r.restarted}; most down at once: ${r.maxDown} (${ratio(r.maxDown, base.maxDown)})`);
+    console.log(`  of the ${r.members} members at the start: restarted (pid changed) ${r.restarted}; most seen down at once ${r.maxDown} (${ratio(r.maxDown, base.maxDown)})`);
     if (r.catchUpMs !== undefined) console.log(`  learner catch-up ${r.catchUpMs} ms; orchestration overhead ${((r.totalMs - r.catchUpMs) / 1000).toFixed(1)} s`);
   }
   console.log('');

@@ -4,30 +4,20 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type Activities } from '../activities';
 import { memberPaths, type Member } from '../spec/cluster';
 import { parseScaleOutInput } from '../spec/operations';
 import { Bed } from '../testbed';
+import { activityRunner } from '../testbed/run-activity';
 
 describe('activities are idempotent (each run twice on the real bed)', () => {
   let bed: Bed;
   let acts: Activities;
   let voters: Member[];
   const env = new MockActivityEnvironment();
-  /** Runs an activity as a worker would, waiting out BENIGN states as the retry policy does (e.g. "unhealthy cluster" for 5 s after a start). */
-  async function run<K extends keyof Activities>(name: K, ...args: Parameters<Activities[K]>): Promise<Awaited<ReturnType<Activities[K]>>> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        return (await (env.run as (f: unknown, ...a: unknown[]) => Promise<unknown>)(acts[name], ...args)) as Awaited<ReturnType<Activities[K]>>;
-      } catch (e) {
-        if (!(e instanceof ApplicationFailure && e.category === 'BENIGN') || Date.now() > deadline) throw e;
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
-  }
+  /** Runs an activity as a worker would, waiting out BENIGN states as the retry policy does. */
+  const run = activityRunner(() => acts, env);
 
   /** Everything an activity may change: members, env files, certificates, keys, data dirs, processes. */
   async function snapshot() {

@@ -12,6 +12,7 @@ import type { StartFailedDetails } from '../activities/restart';
 import { type ClusterSpec, memberPaths } from '../spec/cluster';
 import { type EnvChange, type RollingRestartInput, parseRollingRestartInput } from '../spec/operations';
 import { Bed } from '../testbed';
+import { activityRunner } from '../testbed/run-activity';
 
 const QUOTA = 'ETCD_QUOTA_BACKEND_BYTES';
 const change = (set: Record<string, string>, unset: string[] = []): EnvChange => ({ set, unset });
@@ -24,17 +25,8 @@ describe('rolling-restart activities (each run twice on the real bed)', () => {
   const env = quiet();
   const timings: string[] = [];
 
-  async function run<K extends keyof Activities>(name: K, ...args: Parameters<Activities[K]>): Promise<Awaited<ReturnType<Activities[K]>>> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        return (await (env.run as (f: unknown, ...a: unknown[]) => Promise<unknown>)(acts[name], ...args)) as Awaited<ReturnType<Activities[K]>>;
-      } catch (e) {
-        if (!(e instanceof ApplicationFailure && e.category === 'BENIGN') || Date.now() > deadline) throw e;
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
-  }
+  /** Runs an activity as a worker would, waiting out BENIGN states as the retry policy does. */
+  const run = activityRunner(() => acts, env);
 
   /** Everything these activities may change: members, env files and their sidecars, processes. */
   async function snapshot() {
