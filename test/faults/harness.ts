@@ -90,9 +90,42 @@ export function activityCompletions(history: unknown): Completion[] {
   return out;
 }
 
-/** The end state every surviving scale-out must have; returns what is wrong (empty when nothing). */
-export async function checkEndState(bed: Bed, expected: string[], unchanged: string[], before: ReturnType<Bed['etcdProcesses']>): Promise<string[]> {
+/**
+ * I2 for one operation: the listed members must keep the process they had before it ('unchanged':
+ * a scale-out must not restart existing members), or must each run a new one ('changed': a
+ * rolling restart restarts them on purpose). A member with no pid before or after was not
+ * compared, which is a problem, never a pass.
+ */
+export interface PidExpectation {
+  expect: 'unchanged' | 'changed';
+  of: string[];
+}
+
+/** What the cluster must look like when an operation has ended. */
+export interface EndState {
+  /** The member names, in any order. */
+  members: string[];
+  pids: PidExpectation;
+}
+
+type EtcdProcesses = ReturnType<Bed['etcdProcesses']>;
+
+/** The problems with one member's pid before and after an operation (empty when it is as expected). */
+export function pidProblems(name: string, expect: PidExpectation['expect'], before: EtcdProcesses[string] | undefined, after: EtcdProcesses[string] | undefined): string[] {
   const problems: string[] = [];
+  if (!before) problems.push(`${name}: no pid before the operation — nothing to compare`);
+  if (!after) problems.push(`${name}: no pid after the operation — not running`);
+  if (!before || !after) return problems;
+  const same = before.pid === after.pid && before.startTicks === after.startTicks;
+  if (expect === 'unchanged' && !same) problems.push(`${name} was restarted (pid ${before.pid} -> ${after.pid})`);
+  if (expect === 'changed' && same) problems.push(`${name} was not restarted (pid ${before.pid} still runs)`);
+  return problems;
+}
+
+/** Checks the end state an operation must leave; returns what is wrong (empty when nothing). */
+export async function checkEndState(bed: Bed, end: EndState, before: EtcdProcesses): Promise<string[]> {
+  const problems: string[] = [];
+  const expected = end.members;
   const o = await bed.observe();
   const names = o.members.map((m) => m.name).sort();
   if (names.join() !== [...expected].sort().join()) problems.push(`members are ${names.join(', ') || '(none)'}, expected ${expected.join(', ')}`);
@@ -101,7 +134,7 @@ export async function checkEndState(bed: Bed, expected: string[], unchanged: str
   if (o.learners > 0) problems.push(`${o.learners} learner(s) left behind`);
   if (!o.healthy) problems.push(`cluster not healthy: ${o.problems.join('; ')}`);
   const after = bed.etcdProcesses();
-  for (const n of unchanged) if (JSON.stringify(after[n]) !== JSON.stringify(before[n])) problems.push(`${n} was restarted`);
+  for (const n of end.pids.of) problems.push(...pidProblems(n, end.pids.expect, before[n], after[n]));
   const truth = expected.map((n) => `${n}=https://${bed.host(n).address}:2380`).join(',');
   for (const n of expected) {
     const f = memberPaths(bed.spec, n).envFile;
