@@ -6,6 +6,13 @@
 # `pid` prints etcd's pid, or 0 when it does not run (like `systemctl show -p MainPID --value`);
 # `logs` prints the last 20 lines of its log (like `journalctl -u etcd -n 20`).
 # The etcd binary is ETCD_BINARY, else /usr/bin/etcd (Debian's etcd-server).
+# start, stop and restart hold a lock (run/etcd-service.lock), as systemd serializes the jobs of
+# one unit: a restart left running by a worker that died and the retry on another worker never
+# start two etcd processes.
+#
+# TEST FIXTURE (the fault suite): while HOST_ROOT/run/TEST-hold-after-stop exists, a stop that
+# stopped a running etcd writes its pid to HOST_ROOT/run/TEST-held and waits (120 s at most) until the file
+# is gone, so a test can kill the worker while the member is down.
 set -eu
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 usage='usage: etcd-service start|stop|restart|is-active|pid|logs HOST_ROOT'
@@ -35,8 +42,9 @@ do_start() {
   # shellcheck disable=SC1090
   . "$env_file"
   set +a
+  # (fd 9, the lock, is not etcd's to keep)
   start-stop-daemon --start --quiet --background --make-pidfile --pidfile "$pidfile" \
-    --output "$log" --chdir "$root" --exec "$bin"
+    --output "$log" --chdir "$root" --exec "$bin" 9>&-
   # A unit with Restart=no reports a process that dies at once as failed. Return as soon as
   # etcd listens on its (first) client port, the first thing it does once its configuration
   # is read, or fail when it exits first; 60 s at most. (Serving clients comes later, once the
@@ -100,14 +108,29 @@ do_stop() {
     start-stop-daemon --stop --quiet --pidfile "$pidfile" --exec "$bin" --signal TERM >/dev/null 2>&1 || true
     for _ in $(seq 1 400); do running || break; sleep 0.05; done # 20 s, then KILL
     if running; then kill -KILL "$(cat "$pidfile")" 2>/dev/null || true; sleep 0.2; fi
+    rm -f "$pidfile"
+    test_hold_after_stop
   fi
   rm -f "$pidfile"
 }
 
+test_hold_after_stop() {
+  local hold=$root/run/TEST-hold-after-stop
+  [ -e "$hold" ] || return 0
+  echo $$ >"$root/run/TEST-held"
+  for _ in $(seq 1 1200); do [ -e "$hold" ] || return 0; sleep 0.1; done
+}
+
+lock() {
+  mkdir -p "$root/run"
+  exec 9>"$root/run/etcd-service.lock"
+  flock -w 180 9 || { echo "etcd-service: another start/stop of this etcd has held its lock for 180 s" >&2; exit 1; }
+}
+
 case $action in
-  start) do_start ;;
-  stop) do_stop ;;
-  restart) do_stop; do_start ;;
+  start) lock; do_start ;;
+  stop) lock; do_stop ;;
+  restart) lock; do_stop; do_start ;;
   is-active) running || exit 3 ;;  # systemctl is-active: 3 when inactive
   pid) if running; then cat "$pidfile"; else echo 0; fi ;;
   logs) if [ -r "$log" ]; then tail -n 20 "$log"; fi ;;

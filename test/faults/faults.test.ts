@@ -3,7 +3,7 @@
 // whose set-up fails is lost too). Ends with one line per case and
 // `faults: <survived> survived, <lost> lost of <attempted>`; the suite fails when any was lost.
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +14,7 @@ import { Bed } from '../../testbed';
 import { sleep } from '../../testbed/procs';
 import { startTemporal, type TemporalServer } from '../../testbed/temporal';
 import { writeWorkflowBundle } from '../../scripts/bundle';
+import { LivenessSampler } from '../../testbed/liveness';
 import { MembershipSampler, causeChain, recordHistory, waitFor } from '../helpers';
 import { WorkerProcess, activityCompletions, checkEndState, type EndState } from './harness';
 
@@ -53,6 +54,11 @@ interface OperationUnderTest {
   /** When it completes, and when it fails (a case with `expectFailure`). */
   ifCompleted: EndState;
   ifFailed: EndState;
+  /**
+   * Watch every member's liveness (~100 ms): at most this many may be seen down at once, and, with
+   * `restartedOnce`, each member's etcd pid must change exactly once (no member restarted twice).
+   */
+  liveness?: { maxDown: number; restartedOnce: boolean };
 }
 
 /** A scale-out adding `add`: existing members are never restarted, a failure rolls back to EXISTING. */
@@ -65,8 +71,17 @@ function scaleOut(add: string[], policy?: Record<string, unknown>): OperationUnd
     ifFailed: { members: EXISTING, pids: keep },
   };
 }
-// A rolling restart would be { hosts: 3, start: (bed) => steward.startRollingRestart({ spec: bed.spec,
-// reason: ... }), ifCompleted: { members: EXISTING, pids: { expect: 'changed', of: EXISTING } }, ... }.
+
+/** A rolling restart of the 3 members: every pid changes once, never more than one member down. */
+function rollingRestart(): OperationUnderTest {
+  return {
+    hosts: EXISTING.length,
+    start: (bed) => steward.startRollingRestart({ spec: bed.spec, reason: 'fault suite' }),
+    ifCompleted: { members: EXISTING, pids: { expect: 'changed', of: EXISTING } },
+    ifFailed: { members: EXISTING, pids: { expect: 'changed', of: [] } },
+    liveness: { maxDown: 1, restartedOnce: true },
+  };
+}
 
 interface CaseOptions {
   /** The first worker holds at this point (STEWARD_TEST_FAULT_HOLD), given the marker file it touches. */
@@ -77,6 +92,8 @@ interface CaseOptions {
   restarted?: string[];
   /** Record the history as test/histories/<recordAs>.json (with RECORD_HISTORIES=1). */
   recordAs?: string;
+  /** Runs on the fresh bed before the operation starts (e.g. to arm a fixture). */
+  beforeStart?: (bed: Bed) => void;
 }
 
 interface CaseContext {
@@ -114,7 +131,7 @@ async function runCase(name: string, operation: OperationUnderTest, opts: CaseOp
   let detail = '';
   let stage = 'set-up: terminating a leftover operation';
   /** What the case has started, for the clean-up. */
-  const live: { bed?: Bed; worker?: WorkerProcess; sampler?: MembershipSampler } = {};
+  const live: { bed?: Bed; worker?: WorkerProcess; sampler?: MembershipSampler; liveness?: LivenessSampler } = {};
   try {
     const leftover = await terminateRunning(`fault suite: still running when case "${name}" began`);
     if (leftover) notes.push(leftover);
@@ -127,6 +144,15 @@ async function runCase(name: string, operation: OperationUnderTest, opts: CaseOp
     let n = 0;
     stage = 'set-up: starting the membership sampler';
     const sampler = (live.sampler = new MembershipSampler(bed.endpoints, bed.etcdCredentials, 200));
+    if (operation.liveness) {
+      stage = 'set-up: starting the liveness sampler';
+      live.liveness = new LivenessSampler(
+        bed.spec.members.map((m) => ({ name: m.name, clientURL: m.clientURLs[0]! })),
+        bed.etcdCredentials,
+        (x) => bed.etcdPid(x),
+      );
+    }
+    opts.beforeStart?.(bed);
     stage = 'set-up: starting the operation';
     const startedAt = Date.now();
     const op = await operation.start(bed);
@@ -164,6 +190,10 @@ async function runCase(name: string, operation: OperationUnderTest, opts: CaseOp
     if (sampler.samples.length < MIN_SAMPLES) {
       problems.push(`learner check not made: ${sampler.samples.length} membership samples over ${tookS} s (${sampler.failures} failed${sampler.lastError ? `, last: ${sampler.lastError}` : ''})`);
     } else if (sampler.maxLearners() > 1) problems.push(`${sampler.maxLearners()} learners at once`);
+    if (operation.liveness && live.liveness) {
+      await live.liveness.stop();
+      problems.push(...livenessProblems(live.liveness, bed.spec.members.map((m) => m.name), operation.liveness));
+    }
     if (opts.recordAs) await recordHistory(op.handle, opts.recordAs, temporal.address);
   } catch (e) {
     problems.push(`${stage === 'case' ? 'case error' : `${stage} failed`}: ${causeChain(e)}`);
@@ -178,6 +208,7 @@ async function runCase(name: string, operation: OperationUnderTest, opts: CaseOp
       }
     };
     await cleanUp('sampler', async () => live.sampler?.stop());
+    await cleanUp('liveness sampler', async () => live.liveness?.stop());
     await cleanUp('operation', async () => {
       const t = await terminateRunning(`fault suite: case "${name}" ended with its operation still running`);
       if (t) notes.push(t);
@@ -188,6 +219,29 @@ async function runCase(name: string, operation: OperationUnderTest, opts: CaseOp
   const r = { name, survived: problems.length === 0, detail: [...(problems.length ? problems : [detail]), ...notes].filter(Boolean).join('; ') };
   results.push(r);
   return r;
+}
+
+/** The process group of a process (field 5 of /proc/PID/stat). */
+function processGroup(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
+/** What the liveness samples say against the operation's bound (I3) and "restarted once". */
+function livenessProblems(live: LivenessSampler, members: string[], want: { maxDown: number; restartedOnce: boolean }): string[] {
+  const out: string[] = [];
+  const counts = live.counts();
+  const few = members.filter((m) => (counts[m] ?? 0) < 10);
+  if (few.length) return [`liveness check not made: too few samples of ${few.map((m) => `${m} (${counts[m] ?? 0})`).join(', ')}`];
+  const worst = live.maxDownAtOnce();
+  if (worst.count > want.maxDown) out.push(`${worst.count} members down at once (${worst.members.join(', ')}), bound ${want.maxDown}`);
+  if (want.restartedOnce) {
+    for (const m of members) {
+      const pids = live.pids(m);
+      if (pids.length !== 2) out.push(`${m}: pids seen ${pids.join(' → ') || 'none'} (restarted ${Math.max(0, pids.length - 1)} times, expected once)`);
+    }
+  }
+  return out;
 }
 
 /** `p`, or `onTimeout()` after `ms`; the timer is cleared so it never holds the process open. */
@@ -320,6 +374,44 @@ describe('fault matrix', () => {
       await sshRun(ctx.bed.host('etcd2').ssh, ctx.bed.sshIdentity, ctx.bed.spec.service.start.replaceAll('{name}', 'etcd2'));
       if (learnersWhileDown > 0) throw new Error('a learner was added while etcd2 was down');
       return `gate held ("${held}"), resumed when etcd2 was back`;
+    }),
+  );
+  // ---- rolling restart ----------------------------------------------------------------------
+
+  it(
+    'rolling restart: worker killed while a member is stopped (after stop, before start)',
+    survives(
+      'rolling restart: worker killed while a member is down',
+      rollingRestart(),
+      { beforeStart: (bed) => EXISTING.forEach((m) => writeFileSync(join(bed.host(m).root, 'run', 'TEST-hold-after-stop'), '')) },
+      async (ctx) => {
+        const runDir = (m: string) => join(ctx.bed.host(m).root, 'run');
+        const held = await waitFor('a member to be held stopped', () => EXISTING.find((m) => existsSync(join(runDir(m), 'TEST-held'))), 120_000, 20);
+        if (ctx.bed.etcdPid(held) !== null) throw new Error(`${held} is held after its stop, yet its etcd runs`);
+        const killedAt = Date.now();
+        await ctx.worker().kill();
+        // sshd lets a command outlive its client's connection, so the dead worker's restart script
+        // would go on and start the member itself. Kill it too (its whole process group, as when the
+        // host ends the session): the member stays down, and only the new worker can start it.
+        const script = Number(readFileSync(join(runDir(held), 'TEST-held'), 'utf8'));
+        const group = processGroup(script);
+        if (!(group > 1) || group === processGroup(process.pid)) throw new Error(`refusing to kill process group ${group} of pid ${script}`);
+        process.kill(-group, 'SIGKILL');
+        for (const m of EXISTING) rmSync(join(runDir(m), 'TEST-hold-after-stop'), { force: true });
+        await sleep(1_000);
+        if (ctx.bed.etcdPid(held) !== null) throw new Error(`${held} runs again before the new worker could start it`);
+        await ctx.replaceWorker();
+        const done = await waitFor('restartMember to complete on the new worker', async () => activityCompletions(await ctx.history()).find((c) => c.type === 'restartMember' && c.at >= killedAt), 120_000, 200);
+        return `${held} held stopped; the worker and its restart script on ${held} SIGKILLed; the new worker started it: restartMember completed ${((done.at - killedAt) / 1000).toFixed(1)} s after the kill`;
+      },
+    ),
+  );
+
+  it(
+    'rolling restart: worker killed after a restart was done but before it was reported',
+    survives('rolling restart: worker killed during restart, work done but not reported', rollingRestart(), { hold: (m) => `restartMember:after:${m}` }, async (ctx) => {
+      await waitFor('the worker to reach the end of restartMember', () => existsSync(ctx.marker), 120_000, 20);
+      return killAndMeasure(ctx, 'restartMember');
     }),
   );
 });
