@@ -5,6 +5,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../common/errors';
 import { type ClusterSpec, type Member, expand, findMember, memberPaths } from '../spec/cluster';
 import { atomicWriteScript, keyAndCsrScript, memberSans, signCsrScript } from './certs';
 import { memberEnv, parseEnvFile, renderEnvFile, initialClusterValue, setEnvVar } from './envfile';
@@ -17,7 +18,7 @@ export function sshTarget(m: Member): SshTarget {
 /** SSH errors that no retry can fix become non-retryable activity failures; the rest stay retryable. */
 export function classifySsh<T>(p: Promise<T>): Promise<T> {
   return p.catch((e: unknown) => {
-    if (e instanceof SshError && (e.kind === 'host-key-mismatch' || e.kind === 'auth')) throw ApplicationFailure.nonRetryable(e.message, `Ssh-${e.kind}`);
+    if (e instanceof SshError && (e.kind === 'host-key-mismatch' || e.kind === 'auth')) throw ApplicationFailure.nonRetryable(e.message, e.kind === 'auth' ? FailureType.SshAuth : FailureType.SshHostKeyMismatch);
     throw e;
   });
 }
@@ -103,7 +104,7 @@ export function hostActivities(ssh: SshIdentity) {
       for (const m of existing) {
         const file = memberPaths(spec, m.name).envFile;
         const r = await classifySsh(sshExec(sshTarget(m), ssh, `cat ${shq(file)}`));
-        if (r.code !== 0) throw ApplicationFailure.nonRetryable(`${m.name}: ${file} cannot be read (${r.stderr.trim()}); every existing member needs its env file`, 'MissingEnvFile');
+        if (r.code !== 0) throw ApplicationFailure.nonRetryable(`${m.name}: ${file} cannot be read (${r.stderr.trim()}); every existing member needs its env file`, FailureType.MissingEnvFile);
         texts.set(m.name, r.stdout);
       }
       for (const m of existing) {
@@ -116,9 +117,9 @@ export function hostActivities(ssh: SshIdentity) {
       }
       if (joining !== undefined) {
         const m = members.find((x) => x.name === joining);
-        if (!m) throw ApplicationFailure.nonRetryable(`joining member ${joining} is not in the target membership`, 'BadInput');
+        if (!m) throw ApplicationFailure.nonRetryable(`joining member ${joining} is not in the target membership`, FailureType.InvalidInput);
         const template = existing[0];
-        if (!template) throw ApplicationFailure.nonRetryable('there is no existing member to take settings from', 'BadInput');
+        if (!template) throw ApplicationFailure.nonRetryable('there is no existing member to take settings from', FailureType.InvalidInput);
         const carried = carriedSettings(parseEnvFile(texts.get(template.name)!), template, m);
         const text = renderEnvFile(memberEnv(spec, m, members, 'existing', carried));
         const file = memberPaths(spec, m.name).envFile;
@@ -150,7 +151,7 @@ export function hostActivities(ssh: SshIdentity) {
      */
     async retireHost({ spec, member }: MemberRef): Promise<void> {
       const p = memberPaths(spec, member.name);
-      if (p.dataDir.split('/').filter(Boolean).length < 2) throw ApplicationFailure.nonRetryable(`refusing to empty data dir "${p.dataDir}": it is too close to /`, 'BadInput');
+      if (p.dataDir.split('/').filter(Boolean).length < 2) throw ApplicationFailure.nonRetryable(`refusing to empty data dir "${p.dataDir}": it is too close to /`, FailureType.InvalidInput);
       await run(member, expand(spec.service.stop, member.name));
       await run(member, `set -e; if [ -d ${shq(p.dataDir)} ]; then find ${shq(p.dataDir)} -mindepth 1 -delete; fi; rm -f ${shq(p.envFile)}`);
     },

@@ -12,6 +12,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../common/errors';
 import type { Member } from '../spec/cluster';
 import { type EtcdCredentials, type ListedMember, etcdClient, listMembers } from './etcd';
 
@@ -65,7 +66,7 @@ export function membershipActivities(creds: EtcdCredentials) {
         const found = findByPeer(await listMembers(c), member.peerURLs);
         if (found) {
           if (found.name !== '' && found.name !== member.name) {
-            throw ApplicationFailure.nonRetryable(`peer URL ${member.peerURLs.join(',')} already belongs to member "${found.name}" (${found.id}), not ${member.name}`, 'PeerUrlTaken');
+            throw ApplicationFailure.nonRetryable(`peer URL ${member.peerURLs.join(',')} already belongs to member "${found.name}" (${found.id}), not ${member.name}`, FailureType.PeerUrlTaken);
           }
           return { id: found.id, existed: true, isLearner: found.isLearner };
         }
@@ -78,8 +79,8 @@ export function membershipActivities(creds: EtcdCredentials) {
             const again = findByPeer(await listMembers(c), member.peerURLs);
             if (again) return { id: again.id, existed: true, isLearner: again.isLearner };
           }
-          if (/too many learner/i.test(msg)) throw waitState(`another learner is pending; waiting for it: ${msg}`, 'TooManyLearners');
-          if (/unhealthy cluster/i.test(msg)) throw waitState(`etcd refuses membership changes until every peer has been connected for 5 s: ${msg}`, 'UnhealthyCluster');
+          if (/too many learner/i.test(msg)) throw waitState(`another learner is pending; waiting for it: ${msg}`, FailureType.TooManyLearners);
+          if (/unhealthy cluster/i.test(msg)) throw waitState(`etcd refuses membership changes until every peer has been connected for 5 s: ${msg}`, FailureType.UnhealthyCluster);
           throw e;
         }
       });
@@ -89,7 +90,7 @@ export function membershipActivities(creds: EtcdCredentials) {
     async promoteLearner({ endpoints, member }: LearnerRef): Promise<{ id: string; alreadyVoter: boolean }> {
       return withClient(endpoints, async (c) => {
         const found = findByPeer(await listMembers(c), member.peerURLs);
-        if (!found) throw ApplicationFailure.nonRetryable(`${member.name} is not a member any more (peer URLs ${member.peerURLs.join(',')}): it cannot be promoted`, 'LearnerGone');
+        if (!found) throw ApplicationFailure.nonRetryable(`${member.name} is not a member any more (peer URLs ${member.peerURLs.join(',')}): it cannot be promoted`, FailureType.LearnerGone);
         if (!found.isLearner) return { id: found.id, alreadyVoter: true };
         try {
           await c.cluster.memberPromote({ ID: found.id });
@@ -97,7 +98,7 @@ export function membershipActivities(creds: EtcdCredentials) {
         } catch (e) {
           const msg = errText(e);
           if (/not learner/i.test(msg)) return { id: found.id, alreadyVoter: true };
-          if (/in sync with leader/i.test(msg)) throw waitState(`${member.name} is not in sync with the leader yet: ${msg}`, 'LearnerNotInSync');
+          if (/in sync with leader/i.test(msg)) throw waitState(`${member.name} is not in sync with the leader yet: ${msg}`, FailureType.LearnerNotInSync);
           throw e;
         }
       });
@@ -108,7 +109,7 @@ export function membershipActivities(creds: EtcdCredentials) {
       return withClient(endpoints, async (c) => {
         const found = findByPeer(await listMembers(c), member.peerURLs);
         if (!found) return { removed: false };
-        if (!found.isLearner) throw ApplicationFailure.nonRetryable(`${member.name} (${found.id}) is a voting member; compensation removes learners only`, 'NotALearner');
+        if (!found.isLearner) throw ApplicationFailure.nonRetryable(`${member.name} (${found.id}) is a voting member; compensation removes learners only`, FailureType.NotALearner);
         try {
           await c.cluster.memberRemove({ ID: found.id });
         } catch (e) {
@@ -124,7 +125,7 @@ export function membershipActivities(creds: EtcdCredentials) {
      */
     async awaitCatchUp({ endpoints, member, maxLag, pollMs }: LearnerRef & { maxLag: number; pollMs?: number }): Promise<CatchUpResult> {
       const r = await pollUntilTwice(
-        () => sampleMember(creds, endpoints, member, 'LearnerGone'),
+        () => sampleMember(creds, endpoints, member, FailureType.LearnerGone),
         (s) => ({ ok: s.lag <= maxLag, details: { lag: s.lag, leaderApplied: s.leaderApplied, learnerApplied: s.applied } }),
         pollMs ?? 250,
       );

@@ -4,6 +4,7 @@
  * problem named; an unreachable host is retryable (the workflow gives preflight a few attempts).
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../common/errors';
 import { type RollingRestartInput, type ScaleOutInput, parseRollingRestartInput, parseScaleOutInput } from '../spec/operations';
 import { type ClusterSpec, SpecError, expand, findMember, memberPaths } from '../spec/cluster';
 import { failureTolerance, quorum } from '../common/quorum';
@@ -80,7 +81,7 @@ function invalidInput<T>(parse: () => T): T {
   try {
     return parse();
   } catch (e) {
-    if (e instanceof SpecError) throw ApplicationFailure.nonRetryable(e.message, 'InvalidInput');
+    if (e instanceof SpecError) throw ApplicationFailure.nonRetryable(e.message, FailureType.InvalidInput);
     throw e;
   }
 }
@@ -143,7 +144,7 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
           hostProblem(e, `add[${i}] (${m.name})`);
         }
       }
-      if (problems.length) throw ApplicationFailure.nonRetryable(`scale-out refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'InvalidInput');
+      if (problems.length) throw ApplicationFailure.nonRetryable(`scale-out refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, FailureType.InvalidInput);
 
       const from = spec.members.length;
       const to = from + add.length;
@@ -184,7 +185,7 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         else if (!/^(\d+)?$/.test(printed)) problems.push(`${name}: service.mainPid \`${mainPid}\` printed "${printed.slice(0, 80)}", not a pid (0 or nothing when etcd does not run)`);
         else if (printed === '' || printed === '0') down.push(name);
       }
-      if (problems.length) throw ApplicationFailure.nonRetryable(`rolling restart refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'InvalidInput');
+      if (problems.length) throw ApplicationFailure.nonRetryable(`rolling restart refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, FailureType.InvalidInput);
 
       const warnings: string[] = [];
       const n = spec.members.length;

@@ -12,6 +12,7 @@
  * - `readMemberPid` and `awaitMemberReady` only read.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../common/errors';
 import { type Member, expand, memberPaths } from '../spec/cluster';
 import type { EnvChange } from '../spec/operations';
 import { type EtcdCredentials, etcdClient, observeCluster } from './etcd';
@@ -103,7 +104,7 @@ function outputTail(r: ExecResult, lines = 6): string {
 export function parsePid(out: string, member: string, cmd: string): number | null {
   const s = out.trim();
   if (s === '' || s === '0') return null;
-  if (!/^\d+$/.test(s)) throw ApplicationFailure.nonRetryable(`${member}: \`${cmd}\` printed "${s.slice(0, 80)}", not a pid: check service.mainPid in the cluster spec`, 'BadServiceTemplate');
+  if (!/^\d+$/.test(s)) throw ApplicationFailure.nonRetryable(`${member}: \`${cmd}\` printed "${s.slice(0, 80)}", not a pid: check service.mainPid in the cluster spec`, FailureType.BadServiceTemplate);
   return Number(s);
 }
 
@@ -248,7 +249,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const script = withEnv ? [`out=$(${noStdin(cmd)}) || exit $?`, `printf '%s\\n' "$out"`, `echo '${MARK} env'`, `cat ${shq(envFile)}`].join('\n') : noStdin(cmd);
       const r = await classifySsh(sshExec(sshTarget(member), ssh, script));
       if (r.code !== 0) {
-        if (withEnv && r.stdout.includes(`${MARK} env`)) throw ApplicationFailure.nonRetryable(`${member.name}: ${envFile} cannot be read: ${outputTail(r)}`, 'MissingEnvFile');
+        if (withEnv && r.stdout.includes(`${MARK} env`)) throw ApplicationFailure.nonRetryable(`${member.name}: ${envFile} cannot be read: ${outputTail(r)}`, FailureType.MissingEnvFile);
         throw new Error(`${member.name}: \`${cmd}\` exited ${r.code ?? r.signal}: ${outputTail(r)}`);
       }
       if (!withEnv) return { pid: parsePid(r.stdout, member.name, cmd) };
@@ -282,7 +283,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         sshExec(target, ssh, [`f=${shq(envFile)}`, `if [ ! -r "$f" ]; then echo "${MARK} no-env-file"; exit 0; fi`, 'cat "$f"', `printf '\\n%s\\n' '${MARK} sidecar'`, `cat ${shq(sidecarFile)} 2>/dev/null || true`].join('\n')),
       );
       if (read.code !== 0) throw new Error(`${member.name}: cannot read ${envFile}: ${outputTail(read)}`);
-      if (read.stdout.startsWith(`${MARK} no-env-file`)) throw ApplicationFailure.nonRetryable(`${member.name}: ${envFile} is missing or cannot be read; a member to restart needs its env file`, 'MissingEnvFile');
+      if (read.stdout.startsWith(`${MARK} no-env-file`)) throw ApplicationFailure.nonRetryable(`${member.name}: ${envFile} is missing or cannot be read; a member to restart needs its env file`, FailureType.MissingEnvFile);
       const sep = `\n${MARK} sidecar\n`;
       const at = read.stdout.lastIndexOf(sep);
       if (at < 0) throw new Error(`${member.name}: unexpected output reading ${envFile}`);
@@ -314,7 +315,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         const bad = marker('bad-pid');
         if (bad) {
           const what = bad.slice(`${MARK} bad-pid `.length);
-          throw ApplicationFailure.nonRetryable(`${member.name}: \`${svc.mainPid}\` ${what.startsWith('(it exited') ? `failed ${what}` : `printed "${what}", not a pid`}: check service.mainPid in the cluster spec`, 'BadServiceTemplate');
+          throw ApplicationFailure.nonRetryable(`${member.name}: \`${svc.mainPid}\` ${what.startsWith('(it exited') ? `failed ${what}` : `printed "${what}", not a pid`}: check service.mainPid in the cluster spec`, FailureType.BadServiceTemplate);
         }
         if (r.code === 11) throw new Error(`${member.name}: \`${svc.stop}\` failed: ${section(lines, 'stop-failed').slice(-6).join('\n')}`);
         if (r.code === 13) throw new Error(`${member.name}: writing ${envFile} failed: ${r.stderr.trim().split('\n').slice(-3).join('\n')}`);
@@ -326,7 +327,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
               : `the service is not running right after \`${svc.start}\` (main pid ${marker('not-active')!.split(' ')[2]})`;
           const message = `${member.name}: ${what}\nlast lines of its log (\`${svc.logs}\`):\n${logTail || '(empty)'}`;
           const details: StartFailedDetails = { member: member.name, envChanged: changed, previous, logTail };
-          throw ApplicationFailure.create({ message, type: 'StartFailed', nonRetryable: true, details: [details] });
+          throw ApplicationFailure.create({ message, type: FailureType.StartFailed, nonRetryable: true, details: [details] });
         }
         throw new Error(`${member.name}: the restart script exited ${r.code ?? r.signal}: ${outputTail(r)}`);
       }
@@ -340,7 +341,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       // 3. The change as the new process sees it.
       const running: Record<string, string | null> = Object.fromEntries(keys.map((k) => [k, null]));
       if (keys.length > 0 && marker('environ-unreadable')) {
-        throw ApplicationFailure.nonRetryable(`${member.name}: /proc/${pid}/environ cannot be read by ${member.ssh.user}, so the env change cannot be verified`, 'EnvChangeUnverified', { member: member.name, envChanged: writeEnv ? changed : [], previous });
+        throw ApplicationFailure.nonRetryable(`${member.name}: /proc/${pid}/environ cannot be read by ${member.ssh.user}, so the env change cannot be verified`, FailureType.EnvChangeUnverified, { member: member.name, envChanged: writeEnv ? changed : [], previous });
       }
       for (const l of section(lines, 'environ')) {
         const eq = l.indexOf('=');
@@ -354,7 +355,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       if (wrong.length) {
         throw ApplicationFailure.nonRetryable(
           `${member.name}: the env change is not in effect in the running etcd (pid ${pid}${restarted ? ', just restarted' : ''}): ${wrong.join('; ')}`,
-          'EnvChangeNotApplied',
+          FailureType.EnvChangeNotApplied,
           { member: member.name, envChanged: writeEnv ? changed : [], previous, running },
         );
       }
@@ -371,9 +372,9 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const o = await observeCluster(creds, { endpoints, timeoutMs: 5_000 });
       if (o.members.length === 0) throw new Error(o.problems.join('; '));
       const target = o.members.find((m) => m.peerURLs.some((u) => to.peerURLs.includes(u)));
-      if (!target) throw ApplicationFailure.nonRetryable(`${to.name} (peer URL ${to.peerURLs.join(',')}) is not a member of the cluster: leadership cannot move to it`, 'BadLeaderTarget');
-      if (target.isLearner) throw ApplicationFailure.nonRetryable(`${to.name} (${target.id}) is a learner: only a voting member can become leader`, 'BadLeaderTarget');
-      if (target.name === '' || target.clientURLs.length === 0) throw ApplicationFailure.nonRetryable(`${to.name} (${target.id}) has never started: it cannot become leader`, 'BadLeaderTarget');
+      if (!target) throw ApplicationFailure.nonRetryable(`${to.name} (peer URL ${to.peerURLs.join(',')}) is not a member of the cluster: leadership cannot move to it`, FailureType.BadLeaderTarget);
+      if (target.isLearner) throw ApplicationFailure.nonRetryable(`${to.name} (${target.id}) is a learner: only a voting member can become leader`, FailureType.BadLeaderTarget);
+      if (target.name === '' || target.clientURLs.length === 0) throw ApplicationFailure.nonRetryable(`${to.name} (${target.id}) has never started: it cannot become leader`, FailureType.BadLeaderTarget);
       const name = target.name;
       if (o.leaderId === target.id) return { from: name, to: name, moved: false };
       if (o.leaderId === null) throw new Error(`no leader to move from: ${o.problems.join('; ')}`);
@@ -416,8 +417,8 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
     async awaitMemberReady({ endpoints, member, maxIndexSpread, pollMs }: { endpoints: string[]; member: Pick<Member, 'name' | 'peerURLs' | 'clientURLs'>; maxIndexSpread: number; pollMs?: number }): Promise<ReadyResult> {
       const r = await pollUntilTwice(
         async () => {
-          const s = await sampleMember(creds, endpoints, member, 'MemberGone');
-          if (s.isLearner) throw ApplicationFailure.nonRetryable(`${member.name} (${s.id}) is a learner, not a voting member`, 'NotAVoter');
+          const s = await sampleMember(creds, endpoints, member, FailureType.MemberGone);
+          if (s.isLearner) throw ApplicationFailure.nonRetryable(`${member.name} (${s.id}) is a learner, not a voting member`, FailureType.NotAVoter);
           return s;
         },
         (s) => ({

@@ -30,10 +30,21 @@ export const FailureType = {
   StartFailed: 'StartFailed',
   /** A restarted member's running process does not show the requested env change. */
   EnvChangeNotApplied: 'EnvChangeNotApplied',
+  /** The env change could not be checked in the new process (its /proc/PID/environ is unreadable). */
+  EnvChangeUnverified: 'EnvChangeUnverified',
+  /** A service command template in the spec does not do what it should (mainPid printed no pid). */
+  BadServiceTemplate: 'BadServiceTemplate',
+  /** MoveLeader's target cannot lead (not a member, a learner, never started). */
+  BadLeaderTarget: 'BadLeaderTarget',
   PeerUrlTaken: 'PeerUrlTaken',
   LearnerGone: 'LearnerGone',
+  MemberGone: 'MemberGone',
   NotALearner: 'NotALearner',
+  NotAVoter: 'NotAVoter',
   MissingEnvFile: 'MissingEnvFile',
+  /** The host's key does not match the pin, or the worker's key is refused: no retry can fix it. */
+  SshHostKeyMismatch: 'Ssh-host-key-mismatch',
+  SshAuth: 'Ssh-auth',
   /** States to wait out (retryable, logged as benign). */
   TooManyLearners: 'TooManyLearners',
   UnhealthyCluster: 'UnhealthyCluster',
