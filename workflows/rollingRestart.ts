@@ -122,7 +122,8 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
         what: `${name}: start it again`,
         manual: `start etcd on ${name} (its service command: ${spec.service.start})`,
         run: async () => {
-          await act.undo.startMember({ spec, member: m });
+          // a few tries: a member that will not start now will not start in 15 minutes either
+          await act.stepFewTries.startMember({ spec, member: m });
           k.setMember(name, 'restart-failed');
           putBack.push(name);
         },
