@@ -194,7 +194,7 @@ async function runAll(title: string, procedures: [string, () => Procedure][], sh
   for (const r of runs) {
     const w = r.writes;
     console.log(r.name);
-    console.log(`  writes: ${w.ok} ok, ${w.failed} failed (${ratio(w.failed, base.writes.failed)} of baseline)`);
+    console.log(`  writes: ${w.ok} ok, ${w.failed} failed${w.late ? ` (${w.late} late: succeeded past their deadline)` : ''} (${ratio(w.failed, base.writes.failed)} of baseline)${w.stoppedItself ? '; the load hit its limit and stopped itself' : ''}`);
     console.log(`  longest write gap: ${w.longestGapMs} ms (${ratio(w.longestGapMs, base.writes.longestGapMs)})`);
     console.log(`  write latency: p50 ${w.p50Ms} ms (${ratio(w.p50Ms, base.writes.p50Ms)}), p99 ${w.p99Ms} ms (${ratio(w.p99Ms, base.writes.p99Ms)})`);
     console.log(`  total time: ${(r.totalMs / 1000).toFixed(1)} s (${ratio(r.totalMs, base.totalMs)})`);

@@ -95,13 +95,14 @@ async function main(): Promise<number> {
     console.log('\nsummary');
     console.log(`scale-out 3 → 5: ${outcome} in ${secs(opMs)}${error ? `: ${error}` : ''}`);
     console.log(`existing members restarted: ${restarted.length}${restarted.length ? ` (${restarted.join(', ')})` : ''}`);
-    console.log(`writes: ${writes.ok} ok, ${writes.failed} failed, longest gap ${writes.longestGapMs} ms`);
+    console.log(`writes: ${writes.ok} ok, ${writes.failed} failed${writes.late ? ` (${writes.late} of them succeeded only after their 5 s deadline)` : ''}, longest gap ${writes.longestGapMs} ms`);
     console.log(`write latency: p50 ${writes.p50Ms} ms, p99 ${writes.p99Ms} ms, max ${writes.maxMs} ms${writes.errors.length ? `; errors: ${writes.errors.join(' | ')}` : ''}`);
     console.log(`cluster: ${health.voters} voting members (${names.join(', ')}), ${health.learners} learners, ${health.healthy ? 'healthy' : `NOT healthy: ${health.problems.join('; ')}`}`);
     let restartOk = true;
     if (opts.restart && ok) restartOk = await rollingRestart(bed, steward, load);
-    await load.stop();
+    const whole = await load.stop();
     load = undefined;
+    if (whole.stoppedItself) console.log('note: the write load reached its 15-minute limit and stopped itself before the end; later figures saw no writes');
     worker.shutdown();
     await worked;
     console.log(`\n${ok && restartOk ? 'OK' : 'FAILED'} (total ${secs(Date.now() - t0)})`);
@@ -176,7 +177,7 @@ async function rollingRestart(bed: Bed, steward: StewardClient, load: WriteLoad)
     `members restarted: ${restarted.length} of ${names.length}, at most ${worst.count} down at once` +
       (unsampled.length ? ` (NOT observed: no liveness samples of ${unsampled.join(', ')})` : ` (${live.samples.length} liveness samples)`),
   );
-  console.log(`writes: ${writes.ok} ok, ${writes.failed} failed, longest gap ${writes.longestGapMs} ms`);
+  console.log(`writes: ${writes.ok} ok, ${writes.failed} failed${writes.late ? ` (${writes.late} of them succeeded only after their 5 s deadline)` : ''}, longest gap ${writes.longestGapMs} ms`);
   console.log(`write latency: p50 ${writes.p50Ms} ms, p99 ${writes.p99Ms} ms, max ${writes.maxMs} ms${writes.errors.length ? `; errors: ${writes.errors.join(' | ')}` : ''}`);
   return ok;
 }
