@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { StewardClient } from '../client';
 import { etcdClient, listMembers, type EtcdCredentials, type ListedMember } from '../activities/etcd';
 import type { Bed } from '../testbed';
@@ -17,6 +18,11 @@ let runtimeInstalled = false;
 export interface Stack {
   temporal: TemporalServer;
   steward: StewardClient;
+  /**
+   * Terminates the cluster's operation if one still runs (a test that failed midway must not
+   * leave it acting on the next test's bed). Returns whether it did.
+   */
+  terminateRunning(cluster: string): Promise<boolean>;
   /** Starts a worker with the bed's secrets (one at a time). */
   startWorker(bed: Bed): Promise<void>;
   stopWorker(): Promise<void>;
@@ -66,6 +72,17 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       current = { worker, running: worker.run() };
     },
     stopWorker,
+    async terminateRunning(cluster: string) {
+      const handle = steward.operation(cluster).handle;
+      try {
+        if ((await handle.describe()).status.name !== 'RUNNING') return false;
+      } catch (e) {
+        if (e instanceof WorkflowNotFoundError) return false;
+        throw e;
+      }
+      await handle.terminate('test clean-up: still running when the next test began');
+      return true;
+    },
     async stop() {
       await stopWorker();
       await steward.close();

@@ -33,6 +33,7 @@ describe('rollingRestart', () => {
     await bed?.down();
   });
   const freshBed = async (members: number) => {
+    await stack.terminateRunning('bed');
     await bed?.down();
     bed = await Bed.up({ hosts: members, members });
     await stack.startWorker(bed);

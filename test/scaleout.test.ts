@@ -24,6 +24,7 @@ describe('scaleOut', () => {
     await bed?.down();
   });
   const freshBed = async () => {
+    await stack.terminateRunning('bed');
     await bed?.down();
     bed = await Bed.up({ hosts: 5, members: 3 });
     await stack.startWorker(bed);

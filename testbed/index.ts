@@ -252,10 +252,14 @@ export class Bed {
 
   /** The pid of a host's etcd (from its supervisor pidfile), or null when it does not run. */
   etcdPid(name: string): number | null {
-    const f = join(this.host(name).root, 'run', 'etcd.pid');
-    if (!existsSync(f)) return null;
-    const pid = Number(readFileSync(f, 'utf8').trim());
-    return Number.isInteger(pid) && isOurs(pid, '') && (cmdline(pid) ?? '').includes('etcd') ? pid : null;
+    let text: string;
+    try {
+      text = readFileSync(join(this.host(name).root, 'run', 'etcd.pid'), 'utf8'); // the supervisor may remove it at any moment
+    } catch {
+      return null;
+    }
+    const pid = Number(text.trim());
+    return Number.isInteger(pid) && pid > 0 && isOurs(pid, '') && (cmdline(pid) ?? '').includes('etcd') ? pid : null;
   }
 
   /** pid and start time of each host's etcd: equal before and after means "not restarted". */

@@ -31,6 +31,13 @@ export class LivenessSampler {
   private readonly loops: Promise<void>[];
 
   constructor(targets: LivenessTarget[], creds: EtcdCredentials, pidOf: (name: string) => number | null, everyMs = 100) {
+    const pid = (name: string): number | null => {
+      try {
+        return pidOf(name);
+      } catch {
+        return null; // a sample without a pid, never a dead sampler
+      }
+    };
     this.loops = targets.map(async (t) => {
       const c = etcdClient([t.clientURL], creds, { retry: false, timeoutMs: 500 });
       try {
@@ -38,9 +45,9 @@ export class LivenessSampler {
           const t0 = Date.now();
           try {
             const s = await c.maintenance.status();
-            this.samples.push({ at: Date.now(), member: t.name, up: true, leaderId: String(s.leader), id: String(s.header.member_id), pid: pidOf(t.name) });
+            this.samples.push({ at: Date.now(), member: t.name, up: true, leaderId: String(s.leader), id: String(s.header.member_id), pid: pid(t.name) });
           } catch {
-            this.samples.push({ at: Date.now(), member: t.name, up: false, pid: pidOf(t.name) });
+            this.samples.push({ at: Date.now(), member: t.name, up: false, pid: pid(t.name) });
           }
           await sleep(Math.max(0, everyMs - (Date.now() - t0)));
         }
@@ -97,6 +104,25 @@ export class LivenessSampler {
   pids(member: string): number[] {
     const out: number[] = [];
     for (const s of this.samples.filter((x) => x.member === member).sort((a, b) => a.at - b.at)) if (s.pid !== null && out.at(-1) !== s.pid) out.push(s.pid);
+    return out;
+  }
+
+  /**
+   * Each stretch a member was seen down: from its first failed sample to its next answered one
+   * (stop → ready, to within one sampling interval). `to` is null for a member still down at the
+   * last sample.
+   */
+  downStretches(member: string): { from: number; to: number | null }[] {
+    const out: { from: number; to: number | null }[] = [];
+    let start: number | null = null;
+    for (const s of this.samples.filter((x) => x.member === member).sort((a, b) => a.at - b.at)) {
+      if (!s.up && start === null) start = s.at;
+      if (s.up && start !== null) {
+        out.push({ from: start, to: s.at });
+        start = null;
+      }
+    }
+    if (start !== null) out.push({ from: start, to: null });
     return out;
   }
 

@@ -33,6 +33,13 @@ export interface LoadClient {
   close(): void;
 }
 
+export interface PrefillReport {
+  keys: number;
+  /** Value bytes written. */
+  bytes: number;
+  ms: number;
+}
+
 export interface LoadReport {
   ok: number;
   failed: number;
@@ -123,19 +130,54 @@ export class WriteLoad {
     this.value = randomBytes(opts.valueBytes ?? 256);
   }
 
-  /** Writes `megabytes` of data first (10 KiB values), so catch-up has something to catch up on. */
-  async prefill(megabytes: number, onProgress?: (doneMb: number) => void): Promise<void> {
-    const value = randomBytes(10 * 1024);
-    const total = Math.ceil((megabytes * 1024) / 10);
-    let next = 0;
-    const worker = async () => {
-      while (next < total) {
-        const i = next++;
-        await this.client.put(`prefill/${String(i).padStart(7, '0')}`, value);
-        if (onProgress && i % 200 === 0) onProgress(Math.round((i * 10) / 1024));
+  /**
+   * Writes `megabytes` of data first, so catch-up has something to catch up on, shaped like a
+   * Kubernetes API server's keyspace: many keys `/registry/<resource>/<namespace>/<name>`, each
+   * written once (one revision per key, as objects are created), values of 0.5–5 KiB (uniform,
+   * mean ~2.75 KiB: 20 MB is ~7,400 keys, 200 MB ~74,000). Fast enough for hundreds of MB: many
+   * writes in flight over several client connections (etcd batches their fsyncs). Bounded:
+   * each write has a 10 s deadline, the whole prefill `limitMs` (default 1 s per MB + 2 min).
+   */
+  async prefill(megabytes: number, onProgress?: (doneMb: number) => void, opts: { concurrency?: number; clients?: number; limitMs?: number } = {}): Promise<PrefillReport> {
+    const t0 = Date.now();
+    const target = megabytes * 1024 * 1024;
+    const limitMs = opts.limitMs ?? megabytes * 1_000 + 120_000;
+    const clients = this.opts.client
+      ? [this.opts.client]
+      : Array.from({ length: opts.clients ?? 4 }, () => etcd(etcdClient(this.opts.endpoints, this.opts.credentials, { timeoutMs: 10_000 })));
+    const pool = randomBytes(1 << 20);
+    const resources = ['pods', 'configmaps', 'secrets', 'events', 'replicasets', 'services', 'endpointslices', 'serviceaccounts', 'leases', 'deployments'];
+    let bytes = 0;
+    let keys = 0;
+    let reported = 0;
+    let failed = false;
+    const worker = async (w: number) => {
+      const c = clients[w % clients.length]!;
+      while (bytes < target && !failed) {
+        if (Date.now() - t0 > limitMs) {
+          failed = true;
+          throw new Error(`prefill: only ${(bytes / 1048576).toFixed(0)} of ${megabytes} MB written within ${limitMs} ms`);
+        }
+        const size = 512 + Math.floor(Math.random() * (5 * 1024 - 512 + 1));
+        const i = keys++;
+        bytes += size;
+        const off = Math.floor(Math.random() * (pool.length - size));
+        await c.put(`/registry/${resources[i % resources.length]}/ns-${String(i % 97).padStart(2, '0')}/obj-${String(i).padStart(7, '0')}`, pool.subarray(off, off + size)).catch((e: unknown) => {
+          failed = true;
+          throw e;
+        });
+        if (onProgress && bytes - reported >= 10 * 1048576) {
+          reported = bytes;
+          onProgress(Math.round(bytes / 1048576));
+        }
       }
     };
-    await Promise.all(Array.from({ length: 16 }, worker));
+    try {
+      await Promise.all(Array.from({ length: opts.concurrency ?? 256 }, (_, w) => worker(w)));
+    } finally {
+      if (!this.opts.client) for (const c of clients) c.close();
+    }
+    return { keys, bytes, ms: Date.now() - t0 };
   }
 
   start(): void {
