@@ -8,6 +8,7 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporal
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { StewardClient } from '../client';
 import { etcdClient, listMembers, type EtcdCredentials, type ListedMember } from '../activities/etcd';
+import { closeSshPool } from '../activities/ssh';
 import type { Bed } from '../testbed';
 import { resolveTemporalCli, startTemporal, type TemporalServer } from '../testbed/temporal';
 import { createWorker } from '../worker';
@@ -62,6 +63,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     current.worker.shutdown();
     await current.running;
     current = null;
+    await closeSshPool(); // a worker's SSH connections end with it (a new worker starts with none)
   };
   return {
     temporal,
@@ -85,6 +87,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     },
     async stop() {
       await stopWorker();
+      await closeSshPool();
       await steward.close();
       await connection.close();
       await temporal.stop();
@@ -100,10 +103,12 @@ export class MembershipSampler {
   lastError: string | undefined;
   private stopped = false;
   private loop: Promise<void>;
-  constructor(endpoints: string[], creds: EtcdCredentials, everyMs = 100) {
+  /** Samples until stop(), or for `maxDurationMs` at most: a sampler a failed test forgot ends by itself. */
+  constructor(endpoints: string[], creds: EtcdCredentials, everyMs = 100, maxDurationMs = 15 * 60_000) {
+    const until = Date.now() + maxDurationMs;
     const c = etcdClient(endpoints, creds, { timeoutMs: 2_000 });
     this.loop = (async () => {
-      while (!this.stopped) {
+      while (!this.stopped && Date.now() < until) {
         try {
           this.samples.push(await listMembers(c));
         } catch (e) {

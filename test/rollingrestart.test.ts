@@ -59,9 +59,14 @@ describe('rollingRestart', () => {
     const live = sampler(b);
     await new Promise((r) => setTimeout(r, 300)); // a few samples before anything stops
     const t0 = Date.now();
-    const op = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: rolling restart', policy: { maxUnavailable: opts.maxUnavailable } });
-    const result = await op.result();
-    await live.stop();
+    let result: RollingRestartResult;
+    let op: Operation<RollingRestartResult>;
+    try {
+      op = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: rolling restart', policy: { maxUnavailable: opts.maxUnavailable } });
+      result = await op.result();
+    } finally {
+      await live.stop();
+    }
     if (opts.record) await recordHistory(op.handle, opts.record, stack.temporal.address);
 
     assert.equal(result.outcome, 'completed');

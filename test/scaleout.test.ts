@@ -36,9 +36,11 @@ describe('scaleOut', () => {
     const b = await freshBed();
     const before = b.etcdProcesses();
     const sampler = new MembershipSampler(b.endpoints, b.etcdCredentials);
-    const op = await stack.steward.startScaleOut({ spec: b.spec, add: newMembers(b) });
-    const result = await op.result();
-    await sampler.stop();
+    const op = await stack.steward.startScaleOut({ spec: b.spec, add: newMembers(b) }).catch(async (e: unknown) => {
+      await sampler.stop();
+      throw e;
+    });
+    const result = await op.result().finally(() => sampler.stop());
 
     assert.equal(result.outcome, 'completed');
     assert.deepEqual(result.added, NEW);

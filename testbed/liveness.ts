@@ -30,7 +30,12 @@ export class LivenessSampler {
   private stopped = false;
   private readonly loops: Promise<void>[];
 
-  constructor(targets: LivenessTarget[], creds: EtcdCredentials, pidOf: (name: string) => number | null, everyMs = 100) {
+  /**
+   * Samples until stop(), or for `maxDurationMs` at most (default 15 minutes): a sampler a failed
+   * test forgot to stop ends by itself and never holds its process open.
+   */
+  constructor(targets: LivenessTarget[], creds: EtcdCredentials, pidOf: (name: string) => number | null, everyMs = 100, maxDurationMs = 15 * 60_000) {
+    const until = Date.now() + maxDurationMs;
     const pid = (name: string): number | null => {
       try {
         return pidOf(name);
@@ -41,7 +46,7 @@ export class LivenessSampler {
     this.loops = targets.map(async (t) => {
       const c = etcdClient([t.clientURL], creds, { retry: false, timeoutMs: 500 });
       try {
-        while (!this.stopped) {
+        while (!this.stopped && Date.now() < until) {
           const t0 = Date.now();
           try {
             const s = await c.maintenance.status();
