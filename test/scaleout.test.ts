@@ -1,13 +1,40 @@
 // Integration: scaleOut on real etcd, real sshd, real TLS, a real Temporal dev server.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Bed } from '../testbed';
+import { WriteLoad } from '../testbed/load';
 import { memberPaths } from '../spec/cluster';
 import { parseEnvFile } from '../activities/envfile';
 import { MembershipSampler, causeChain, decodedHistoryText, recordHistory, startStack, waitFor, type Stack } from './helpers';
 
 const NEW = ['etcd4', 'etcd5'];
+
+/** Whether process `pid` holds a listening TCP socket on `port` (from /proc, without connecting). */
+function listensOn(pid: number, port: number): boolean {
+  let inodes: string[];
+  try {
+    inodes = readdirSync(`/proc/${pid}/fd`)
+      .map((fd) => {
+        try {
+          return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((x): x is string => !!x);
+  } catch {
+    return false;
+  }
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return ['/proc/net/tcp', '/proc/net/tcp6'].some((f) =>
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
+      .some((c) => c[3] === '0A' && c[1]?.endsWith(`:${hexPort}`) && inodes.includes(c[9] ?? '')),
+  );
+}
 
 function envOf(bed: Bed, name: string): Record<string, string> {
   return parseEnvFile(readFileSync(memberPaths(bed.spec, name).envFile, 'utf8'));
@@ -112,9 +139,17 @@ describe('scaleOut', () => {
 
   it('abort while the learner catches up: learner removed, its etcd stopped, data dir emptied, back to 3 healthy voters (I7)', async () => {
     const b = await freshBed();
+    // Data to catch up on, so there is time between the learner's start and its catch-up.
+    const load = new WriteLoad({ endpoints: b.endpoints, credentials: b.etcdCredentials });
+    await load.prefill(10);
+    await load.stop();
     const op = await stack.steward.startScaleOut({ spec: b.spec, add: newMembers(b, ['etcd4']) });
-    // Freeze the learner the moment it starts, so it cannot catch up before the abort arrives.
-    const pid = await waitFor('etcd4 to start', () => b.etcdPid('etcd4'), 60_000, 10);
+    // Freeze the learner once its service has started (the supervisor's start returns when etcd
+    // listens on its client port, before it has caught up), so the abort lands in catch-up.
+    const pid = await waitFor('etcd4 to listen on its client port', () => {
+      const p = b.etcdPid('etcd4');
+      return p !== null && listensOn(p, 2379) ? p : null;
+    }, 60_000, 5);
     process.kill(pid, 'SIGSTOP');
     try {
       await waitFor('the catch-up step', async () => (await op.status()).phase === 'catch-up');
