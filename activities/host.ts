@@ -7,9 +7,9 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/errors';
 import { type ClusterSpec, type Member, expand, findMember, memberPaths } from '../spec/cluster';
-import { atomicWriteScript, keyAndCsrScript, memberSans, signCsrScript } from './certs';
+import { atomicWriteScript, certSections, memberCertStateScript, memberSans, signOrKeepScript } from './certs';
 import { memberEnv, parseEnvFile, renderEnvFile, initialClusterValue, setEnvVar } from './envfile';
-import { type SshIdentity, type SshTarget, SshError, sshExec, sshRun, shq } from './ssh';
+import { type ExecResult, type SshIdentity, type SshTarget, SshError, sshExec, sshRun, shq } from './ssh';
 
 export function sshTarget(m: Member): SshTarget {
   return { name: m.name, host: m.ssh.host, port: m.ssh.port, user: m.ssh.user, hostKey: m.ssh.hostKey };
@@ -42,6 +42,51 @@ export function checkCertScript(cert: string, key: string, ca: string, sans: str
   ].join('\n');
 }
 
+/**
+ * Writes each given file atomically (a temp file in its directory, then rename), mode 0644,
+ * then prints checkCertScript's verdict on the certificate: the last step of issueCert.
+ */
+export function installCertScript(o: { cert: string; key: string; caCert: string; sans: string[]; files: { path: string; text: string }[] }): string {
+  return [
+    'set -u',
+    'put() {',
+    '  local tmp',
+    '  mkdir -p "$(dirname "$1")" || return 1',
+    '  tmp=$(mktemp "$1.XXXXXX") || return 1',
+    '  if printf \'%s\' "$2" > "$tmp" && chmod 0644 "$tmp" && mv -f "$tmp" "$1"; then return 0; fi',
+    '  rm -f "$tmp"; return 1',
+    '}',
+    ...o.files.map((f) => `put ${shq(f.path)} ${shq(f.text)} || { echo ${shq(`cannot write ${f.path}`)} >&2; exit 1; }`),
+    checkCertScript(o.cert, o.key, o.caCert, o.sans),
+  ].join('\n');
+}
+
+/** A file written from stdin only when its content differs (mode `mode` then); prints `changed` or `unchanged`. */
+export function writeIfChangedScript(file: string, mode: string): string {
+  const f = shq(file);
+  return [
+    'set -eu',
+    `mkdir -p "$(dirname ${f})"`,
+    `tmp=$(mktemp ${shq(`${file}.XXXXXX`)})`,
+    'trap \'rm -f "$tmp"\' EXIT',
+    'cat > "$tmp"',
+    `if [ -f ${f} ] && [ "$(sha256sum < "$tmp")" = "$(sha256sum < ${f})" ]; then echo unchanged; exit 0; fi`,
+    `chmod ${mode} "$tmp"`,
+    `mv -f "$tmp" ${f}`,
+    'trap - EXIT',
+    'echo changed',
+  ].join('\n');
+}
+
+/** Marks the line a host script prints once the service command it ran succeeded. */
+const STEP_MARK = '@@etcd-steward-step@@';
+
+/** The last lines of what a command printed (stderr first), without the scripts' own marker lines. */
+function tail(r: ExecResult, lines: number, sep = '\n'): string {
+  const strip = (t: string) => t.split('\n').filter((l) => !l.startsWith(STEP_MARK)).join('\n').trim();
+  return (strip(r.stderr) || strip(r.stdout)).split('\n').slice(-lines).join(sep);
+}
+
 export interface CertResult {
   member: string;
   cert: string;
@@ -71,20 +116,28 @@ export function hostActivities(ssh: SshIdentity) {
       const caMember = findMember(spec, spec.ca.host);
       const caDir = expand(spec.ca.dir, caMember.name);
       const sans = memberSans(member);
-      const caPem = await run(caMember, `cat ${shq(`${caDir}/ca.pem`)}`);
-      const haveCa = await sshExec(sshTarget(member), ssh, `cat ${shq(p.caCert)} 2>/dev/null`);
-      if (haveCa.stdout !== caPem) await run(member, atomicWriteScript(p.caCert, '0644'), caPem);
-      let issued = false;
-      const state = (await run(member, checkCertScript(p.cert, p.key, p.caCert, sans))).trim();
-      if (state !== 'valid') {
-        const csr = await run(member, keyAndCsrScript(p.key, `etcd-${member.name}`));
-        const cert = await run(caMember, signCsrScript(caDir, sans), csr);
-        await run(member, atomicWriteScript(p.cert, '0644'), cert);
-        const after = (await run(member, checkCertScript(p.cert, p.key, p.caCert, sans))).trim();
-        if (after !== 'valid') throw new Error(`${member.name}: the certificate just issued does not check out (${after})`);
-        issued = true;
+
+      // 1. On the member: the key (made if missing), a CSR for it, and the certificate and CA certificate in place.
+      const mine = certSections(await run(member, memberCertStateScript({ key: p.key, cert: p.cert, caCert: p.caCert, commonName: `etcd-${member.name}`, sans })));
+      const state = [...mine.keys()].find((k) => k.startsWith('state '))?.slice('state '.length);
+      const csr = mine.get('csr');
+      if (!state || csr === undefined || !mine.has('end')) throw new Error(`${member.name}: unexpected output from the certificate check`);
+      const current = state === 'candidate' ? mine.get('cert')! : null;
+
+      // 2. On the CA host: the CA certificate, and whether the CA signed the certificate in place; if not, a new one.
+      const ca = certSections(await run(caMember, signOrKeepScript(caDir, sans, current), csr));
+      const caPem = ca.get('ca');
+      const issuedPem = ca.get('issued');
+      if (caPem === undefined || !ca.has('end') || (issuedPem === undefined && !ca.has('kept'))) throw new Error(`${caMember.name}: unexpected output from the signing step`);
+      const issued = issuedPem !== undefined;
+      const pem = issuedPem ?? current!;
+
+      // 3. On the member, only when something differs: the certificate and ca.pem written, then checked.
+      const files = [...(mine.get('ca') === caPem ? [] : [{ path: p.caCert, text: caPem }]), ...(issued ? [{ path: p.cert, text: pem }] : [])];
+      if (files.length > 0) {
+        const after = (await run(member, installCertScript({ cert: p.cert, key: p.key, caCert: p.caCert, sans, files }))).trim();
+        if (after !== 'valid') throw new Error(`${member.name}: the certificate ${issued ? 'just issued' : 'in place'} does not check out (${after})`);
       }
-      const pem = await run(member, `cat ${shq(p.cert)}`);
       const fingerprint = createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
       return { member: member.name, cert: p.cert, sans, fingerprint, issued };
     },
@@ -98,46 +151,57 @@ export function hostActivities(ssh: SshIdentity) {
      */
     async syncConfig({ spec, members, joining }: { spec: ClusterSpec; members: Member[]; joining?: string }): Promise<{ changed: string[] }> {
       const value = initialClusterValue(members);
-      const changed: string[] = [];
       const existing = members.filter((m) => m.name !== joining);
+      const joiner = joining === undefined ? undefined : members.find((x) => x.name === joining);
+      if (joining !== undefined && !joiner) throw ApplicationFailure.nonRetryable(`joining member ${joining} is not in the target membership`, FailureType.InvalidInput);
+      if (joiner && !existing[0]) throw ApplicationFailure.nonRetryable('there is no existing member to take settings from', FailureType.InvalidInput);
+
+      // Every existing member's env file, read on all hosts at once.
+      const reads = await Promise.allSettled(
+        existing.map(async (m) => {
+          const file = memberPaths(spec, m.name).envFile;
+          const r = await classifySsh(sshExec(sshTarget(m), ssh, `cat ${shq(file)}`));
+          if (r.code !== 0) throw ApplicationFailure.nonRetryable(`${m.name}: ${file} cannot be read (${r.stderr.trim()}); every existing member needs its env file`, FailureType.MissingEnvFile);
+          return r.stdout;
+        }),
+      );
       const texts = new Map<string, string>();
-      for (const m of existing) {
-        const file = memberPaths(spec, m.name).envFile;
-        const r = await classifySsh(sshExec(sshTarget(m), ssh, `cat ${shq(file)}`));
-        if (r.code !== 0) throw ApplicationFailure.nonRetryable(`${m.name}: ${file} cannot be read (${r.stderr.trim()}); every existing member needs its env file`, FailureType.MissingEnvFile);
-        texts.set(m.name, r.stdout);
-      }
-      for (const m of existing) {
+      reads.forEach((r, i) => {
+        if (r.status === 'rejected') throw r.reason;
+        texts.set(existing[i]!.name, r.value);
+      });
+
+      // Then the files that change, on all hosts at once; the joining member's whole file is written only if it differs.
+      const writes: Promise<string | null>[] = existing.map(async (m) => {
         const text = texts.get(m.name)!;
         const next = setEnvVar(text, 'ETCD_INITIAL_CLUSTER', value);
-        if (next !== text) {
-          await run(m, atomicWriteScript(memberPaths(spec, m.name).envFile, '0640'), next);
-          changed.push(m.name);
-        }
+        if (next === text) return null;
+        await run(m, atomicWriteScript(memberPaths(spec, m.name).envFile, '0640'), next);
+        return m.name;
+      });
+      if (joiner) {
+        const template = existing[0]!;
+        const carried = carriedSettings(parseEnvFile(texts.get(template.name)!), template, joiner);
+        const text = renderEnvFile(memberEnv(spec, joiner, members, 'existing', carried));
+        writes.push(run(joiner, writeIfChangedScript(memberPaths(spec, joiner.name).envFile, '0640'), text).then((out) => (out.trim() === 'changed' ? joiner.name : null)));
       }
-      if (joining !== undefined) {
-        const m = members.find((x) => x.name === joining);
-        if (!m) throw ApplicationFailure.nonRetryable(`joining member ${joining} is not in the target membership`, FailureType.InvalidInput);
-        const template = existing[0];
-        if (!template) throw ApplicationFailure.nonRetryable('there is no existing member to take settings from', FailureType.InvalidInput);
-        const carried = carriedSettings(parseEnvFile(texts.get(template.name)!), template, m);
-        const text = renderEnvFile(memberEnv(spec, m, members, 'existing', carried));
-        const file = memberPaths(spec, m.name).envFile;
-        const cur = await sshExec(sshTarget(m), ssh, `cat ${shq(file)} 2>/dev/null`);
-        if (cur.stdout !== text) {
-          await run(m, atomicWriteScript(file, '0640'), text);
-          changed.push(m.name);
-        }
+      const done = await Promise.allSettled(writes);
+      const changed: string[] = [];
+      for (const d of done) {
+        if (d.status === 'rejected') throw d.reason;
+        if (d.value !== null) changed.push(d.value);
       }
       return { changed };
     },
 
-    /** The member's service command `start` (a no-op when running), then `isActive` must hold. */
+    /** The member's service command `start` (a no-op when running), then `isActive` must hold: one round trip. */
     async startMember({ spec, member }: MemberRef): Promise<void> {
-      const r = await classifySsh(sshExec(sshTarget(member), ssh, expand(spec.service.start, member.name)));
-      if (r.code !== 0) throw new Error(`${member.name}: \`${expand(spec.service.start, member.name)}\` failed: ${(r.stderr.trim() || r.stdout.trim()).split('\n').slice(-6).join(' | ')}`);
-      const a = await sshExec(sshTarget(member), ssh, expand(spec.service.isActive, member.name));
-      if (a.code !== 0) throw new Error(`${member.name}: the etcd service is not active right after start`);
+      const start = expand(spec.service.start, member.name);
+      const script = [`{ ${start}`, '} || exit $?', `echo ${STEP_MARK} started`, `{ ${expand(spec.service.isActive, member.name)}`, `} >/dev/null 2>&1 || { echo ${STEP_MARK} not-active; exit 3; }`].join('\n');
+      const r = await classifySsh(sshExec(sshTarget(member), ssh, script));
+      if (r.code === 0) return;
+      if (!r.stdout.includes(`${STEP_MARK} started`)) throw new Error(`${member.name}: \`${start}\` failed: ${tail(r, 6, ' | ')}`);
+      throw new Error(`${member.name}: the etcd service is not active right after start`);
     },
 
     /** The member's service command `stop` (a no-op when stopped). */
@@ -152,8 +216,17 @@ export function hostActivities(ssh: SshIdentity) {
     async retireHost({ spec, member }: MemberRef): Promise<void> {
       const p = memberPaths(spec, member.name);
       if (p.dataDir.split('/').filter(Boolean).length < 2) throw ApplicationFailure.nonRetryable(`refusing to empty data dir "${p.dataDir}": it is too close to /`, FailureType.InvalidInput);
-      await run(member, expand(spec.service.stop, member.name));
-      await run(member, `set -e; if [ -d ${shq(p.dataDir)} ]; then find ${shq(p.dataDir)} -mindepth 1 -delete; fi; rm -f ${shq(p.envFile)}`);
+      const stop = expand(spec.service.stop, member.name);
+      const script = [
+        `{ ${stop}`,
+        '} || exit $?',
+        `echo ${STEP_MARK} stopped`,
+        `set -e; if [ -d ${shq(p.dataDir)} ]; then find ${shq(p.dataDir)} -mindepth 1 -delete; fi; rm -f ${shq(p.envFile)}`,
+      ].join('\n');
+      const r = await classifySsh(sshExec(sshTarget(member), ssh, script));
+      if (r.code === 0) return;
+      if (!r.stdout.includes(`${STEP_MARK} stopped`)) throw new Error(`${member.name}: \`${stop}\` exited ${r.code ?? r.signal}: ${tail(r, 5)}`);
+      throw new Error(`${member.name}: emptying ${p.dataDir} and removing ${p.envFile} failed (exit ${r.code ?? r.signal}): ${tail(r, 5)}`);
     },
   };
 }

@@ -93,8 +93,35 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const { spec, add } = input;
       const adopted: string[] = [];
 
+      // The live membership and every host's checks (one script per host), all at once.
+      const caDir = expand(spec.ca.dir, spec.ca.host);
+      const caHost = spec.members.find((m) => m.name === spec.ca.host)!;
+      const memberScript = (m: (typeof spec.members)[number]) => {
+        const p = memberPaths(spec, m.name);
+        const lines = [`test -r ${shq(p.envFile)} || echo "missing ${p.envFile}"`];
+        if (m.name === caHost.name) lines.push(`for f in ca.pem ca-key.pem; do test -r ${shq(caDir)}/$f || echo "${MARK} ca $f"; done`);
+        return lines.join('\n');
+      };
+      const addScript = (m: (typeof add)[number]) => {
+        const p = memberPaths(spec, m.name);
+        const isActive = expand(spec.service.isActive, m.name);
+        // The last two only matter for a member not adopted as a learner already: marked, decided below.
+        return [
+          `test -x ${shq(p.etcdBinary)} || echo "no etcd binary at ${p.etcdBinary}"`,
+          `command -v openssl >/dev/null || echo "no openssl"`,
+          `if [ -d ${shq(p.dataDir)} ] && [ -n "$(ls -A ${shq(p.dataDir)} 2>/dev/null)" ]; then echo "${MARK} new data dir ${p.dataDir} is not empty (a new member must start empty)"; fi`,
+          `if ${noStdin(isActive)} >/dev/null 2>&1; then echo "${MARK} new its etcd service is already running"; fi`,
+        ].join('\n');
+      };
+      const [liveR, specR, addR] = await Promise.all([
+        Promise.allSettled([readLiveMembers(creds, spec)]),
+        Promise.allSettled(spec.members.map((m) => sshExec(sshTarget(m), ssh, memberScript(m)))),
+        Promise.allSettled(add.map((m) => sshExec(sshTarget(m), ssh, addScript(m)))),
+      ]);
+      if (liveR[0]!.status === 'rejected') throw liveR[0]!.reason;
+      const live = liveR[0]!.value;
+
       // The live membership must be the spec's, with no stray learner (one left for a member to add is adopted).
-      const live = await readLiveMembers(creds, spec);
       const problems = membershipProblems(spec, live, (l) => {
         const forAdd = add.findIndex((m) => m.peerURLs.some((u) => l.peerURLs.includes(u)));
         if (forAdd < 0) return undefined;
@@ -111,39 +138,26 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
 
       // Hosts: reachable with their pinned keys; files where the layout says.
       const hostProblem = (e: unknown, who: string) => recordHostProblem(problems, e, who);
-      for (const m of spec.members) {
-        const p = memberPaths(spec, m.name);
-        try {
-          const r = await sshExec(sshTarget(m), ssh, `test -r ${shq(p.envFile)} || echo "missing ${p.envFile}"`);
-          if (r.stdout.trim()) problems.push(`${m.name}: ${r.stdout.trim()} (every existing member needs its env file)`);
-        } catch (e) {
-          hostProblem(e, `spec member ${m.name}`);
+      const lines = (r: { stdout: string }) => r.stdout.trim().split('\n').filter(Boolean);
+      let caMissing: string[] = [];
+      spec.members.forEach((m, i) => {
+        const r = specR[i]!;
+        if (r.status === 'rejected') return hostProblem(r.reason, `spec member ${m.name}`);
+        const own = lines(r.value).filter((l) => !l.startsWith(`${MARK} ca `));
+        if (own.length) problems.push(`${m.name}: ${own.join('\n')} (every existing member needs its env file)`);
+        if (m.name === caHost.name) caMissing = lines(r.value).filter((l) => l.startsWith(`${MARK} ca `)).map((l) => l.slice(`${MARK} ca `.length));
+      });
+      const caR = specR[spec.members.indexOf(caHost)]!;
+      if (caR.status === 'rejected') hostProblem(caR.reason, `CA host ${caHost.name}`);
+      else if (caMissing.length) problems.push(`ca: ${caHost.name} has no readable ${caMissing.join(', ')} in ${caDir}`);
+      add.forEach((m, i) => {
+        const r = addR[i]!;
+        if (r.status === 'rejected') return hostProblem(r.reason, `add[${i}] (${m.name})`);
+        for (const line of lines(r.value)) {
+          if (!line.startsWith(`${MARK} new `)) problems.push(`add[${i}] (${m.name}): ${line}`);
+          else if (!adopted.includes(m.name)) problems.push(`add[${i}] (${m.name}): ${line.slice(`${MARK} new `.length)}`);
         }
-      }
-      const caDir = expand(spec.ca.dir, spec.ca.host);
-      const caHost = spec.members.find((m) => m.name === spec.ca.host)!;
-      try {
-        const r = await sshExec(sshTarget(caHost), ssh, `for f in ca.pem ca-key.pem; do test -r ${shq(caDir)}/$f || echo "$f"; done`);
-        if (r.stdout.trim()) problems.push(`ca: ${caHost.name} has no readable ${r.stdout.trim().split('\n').join(', ')} in ${caDir}`);
-      } catch (e) {
-        hostProblem(e, `CA host ${caHost.name}`);
-      }
-      for (const [i, m] of add.entries()) {
-        const p = memberPaths(spec, m.name);
-        const isActive = expand(spec.service.isActive, m.name);
-        const script = [
-          `test -x ${shq(p.etcdBinary)} || echo "no etcd binary at ${p.etcdBinary}"`,
-          `command -v openssl >/dev/null || echo "no openssl"`,
-          adopted.includes(m.name) ? ':' : `if [ -d ${shq(p.dataDir)} ] && [ -n "$(ls -A ${shq(p.dataDir)} 2>/dev/null)" ]; then echo "data dir ${p.dataDir} is not empty (a new member must start empty)"; fi`,
-          adopted.includes(m.name) ? ':' : `if ${isActive} >/dev/null 2>&1; then echo "its etcd service is already running"; fi`,
-        ].join('\n');
-        try {
-          const r = await sshExec(sshTarget(m), ssh, script);
-          for (const line of r.stdout.trim().split('\n').filter(Boolean)) problems.push(`add[${i}] (${m.name}): ${line}`);
-        } catch (e) {
-          hostProblem(e, `add[${i}] (${m.name})`);
-        }
-      }
+      });
       if (problems.length) throw ApplicationFailure.nonRetryable(`scale-out refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, FailureType.InvalidInput);
 
       const from = spec.members.length;
@@ -161,21 +175,22 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
      */
     async preflightRollingRestart(raw: RollingRestartInput): Promise<RollingRestartPlan> {
       const { spec, members } = invalidInput(() => parseRollingRestartInput(raw));
-      const live = await readLiveMembers(creds, spec);
-      const problems = membershipProblems(spec, live);
-      const down: string[] = [];
-      for (const name of members) {
-        const m = findMember(spec, name);
+      const scriptFor = (name: string) => {
         const envFile = memberPaths(spec, name).envFile;
         const mainPid = expand(spec.service.mainPid, name);
-        const script = [`test -r ${shq(envFile)} || echo "${MARK} no-env-file"`, `out=$(${noStdin(mainPid)} 2>&1); rc=$?`, `echo "${MARK} mainPid $rc"`, `printf '%s\n' "$out" | tail -n 3`].join('\n');
-        let out: string;
-        try {
-          out = (await sshExec(sshTarget(m), ssh, script)).stdout;
-        } catch (e) {
-          recordHostProblem(problems, e, name);
-          continue;
-        }
+        return [`test -r ${shq(envFile)} || echo "${MARK} no-env-file"`, `out=$(${noStdin(mainPid)} 2>&1); rc=$?`, `echo "${MARK} mainPid $rc"`, `printf '%s\n' "$out" | tail -n 3`].join('\n');
+      };
+      // The live membership and every member's check (one script per host), all at once.
+      const [liveR, hostR] = await Promise.all([Promise.allSettled([readLiveMembers(creds, spec)]), Promise.allSettled(members.map((name) => sshExec(sshTarget(findMember(spec, name)), ssh, scriptFor(name))))]);
+      if (liveR[0]!.status === 'rejected') throw liveR[0]!.reason;
+      const problems = membershipProblems(spec, liveR[0]!.value);
+      const down: string[] = [];
+      members.forEach((name, i) => {
+        const envFile = memberPaths(spec, name).envFile;
+        const mainPid = expand(spec.service.mainPid, name);
+        const r = hostR[i]!;
+        if (r.status === 'rejected') return recordHostProblem(problems, r.reason, name);
+        const out = r.value.stdout;
         if (out.includes(`${MARK} no-env-file`)) problems.push(`${name}: its env file ${envFile} is missing or cannot be read (a member to restart needs it)`);
         const at = out.indexOf(`${MARK} mainPid `);
         const rest = at < 0 ? '' : out.slice(at + MARK.length + ' mainPid '.length);
@@ -184,7 +199,7 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         if (rc !== '0') problems.push(`${name}: service.mainPid \`${mainPid}\` failed (exit ${rc || '?'})${printed ? `: ${printed.split('\n').join(' | ')}` : ''}`);
         else if (!/^(\d+)?$/.test(printed)) problems.push(`${name}: service.mainPid \`${mainPid}\` printed "${printed.slice(0, 80)}", not a pid (0 or nothing when etcd does not run)`);
         else if (printed === '' || printed === '0') down.push(name);
-      }
+      });
       if (problems.length) throw ApplicationFailure.nonRetryable(`rolling restart refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, FailureType.InvalidInput);
 
       const warnings: string[] = [];

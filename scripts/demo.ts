@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { closeSshPool } from '../activities/ssh';
 import { type Operation, StewardClient, type OperationStatus } from '../client';
 import { approvalPolicies, type ApprovalPolicy } from '../spec/operations';
 import { Bed } from '../testbed';
@@ -113,6 +114,7 @@ async function main(): Promise<number> {
     return ok && restartOk ? 0 : 1;
   } finally {
     await load?.stop();
+    await closeSshPool(); // the in-process worker's SSH connections
     await steward?.close();
     await connection?.close();
     if (!opts.keep) {

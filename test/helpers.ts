@@ -8,6 +8,7 @@ import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporal
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { StewardClient } from '../client';
 import { etcdClient, listMembers, type EtcdCredentials, type ListedMember } from '../activities/etcd';
+import { closeSshPool } from '../activities/ssh';
 import type { Bed } from '../testbed';
 import { resolveTemporalCli, startTemporal, type TemporalServer } from '../testbed/temporal';
 import { createWorker } from '../worker';
@@ -62,6 +63,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     current.worker.shutdown();
     await current.running;
     current = null;
+    await closeSshPool(); // a worker's SSH connections end with it (a new worker starts with none)
   };
   return {
     temporal,
@@ -85,6 +87,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     },
     async stop() {
       await stopWorker();
+      await closeSshPool();
       await steward.close();
       await connection.close();
       await temporal.stop();

@@ -20,7 +20,7 @@ import { type EtcdCredentials, type ClusterObservation, observeCluster } from '.
 import { memberEnv, renderEnvFile } from '../activities/envfile';
 import { type SshIdentity, type SshTarget, sshRun } from '../activities/ssh';
 import { type ClusterSpec, type Member, expand, memberPaths, parseClusterSpec } from '../spec/cluster';
-import { bash, cmdline, isOurs, portFree, readRecorded, sleep, spawnRecorded, startTicks, stopProcesses, waitForPort } from './procs';
+import { type Recorded, bash, childPids, cmdline, isOurs, portFree, readRecorded, sleep, spawnRecorded, startTicks, stopProcesses, waitForPort } from './procs';
 
 export interface BedOptions {
   /** Number of hosts (each with sshd); default 3. */
@@ -212,10 +212,13 @@ export class Bed {
     return h;
   }
 
-  /** Stops a host's sshd listener: new connections are refused (activities open one per command). */
+  /**
+   * Stops a host's sshd as a host that goes away does: the listener (new connections are
+   * refused) and its open sessions (the worker's pooled connections to it drop).
+   */
   async stopSshd(name: string): Promise<void> {
     const h = this.host(name);
-    await stopProcesses(readRecorded(this.dir).filter((r) => r.mark === h.sshdConfig));
+    await stopSshds(readRecorded(this.dir).filter((r) => r.mark === h.sshdConfig));
   }
 
   /** Starts a host's sshd again (same host key, same port). */
@@ -309,7 +312,15 @@ export class Bed {
     // etcd members started by a supervisor carry no bed path on their command line; their pidfile
     // and the binary name identify them. Stop etcd first so the cluster does not log sshd noise.
     await stopProcesses(procs.filter((p) => p.what.startsWith('etcd')));
-    await stopProcesses(procs.filter((p) => !p.what.startsWith('etcd')));
+    await stopSshds(procs.filter((p) => p.what.startsWith('sshd of')));
+    await stopProcesses(procs.filter((p) => !p.what.startsWith('etcd') && !p.what.startsWith('sshd of')));
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Stops sshd listeners and then the sessions they had forked (each one connection, e.g. the worker's pooled ones). */
+async function stopSshds(listeners: Recorded[]): Promise<void> {
+  const sessions = listeners.filter((r) => isOurs(r.pid, r.mark)).flatMap((r) => childPids(r.pid).map((pid) => ({ pid, what: `session of ${r.what}`, mark: 'sshd' })));
+  await stopProcesses(listeners);
+  await stopProcesses(sessions);
 }

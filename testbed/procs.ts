@@ -3,7 +3,7 @@
  * behind by a killed run is cleaned up by the next one), never anything found by name alone.
  */
 import { spawn, execFile } from 'node:child_process';
-import { openSync, readFileSync, writeFileSync, existsSync, closeSync } from 'node:fs';
+import { openSync, readFileSync, readdirSync, writeFileSync, existsSync, closeSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -59,6 +59,21 @@ export function startTicks(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** The pids whose parent is `pid` (from /proc). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -3,6 +3,7 @@
  * environment (see worker/config.ts and the README).
  */
 import { NativeConnection } from '@temporalio/worker';
+import { closeSshPool } from '../activities/ssh';
 import { loadSecrets, workerConfigFromEnv } from './config';
 import { holdAround, parseFaultHold } from './fault-injection';
 import { createWorker } from './index';
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
     process.stderr.write(`etcd-steward worker polling task queue "${config.taskQueue}" on ${config.address} (namespace ${config.namespace})\n`);
     await worker.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
   } finally {
+    await closeSshPool(); // the activities' pooled SSH connections (every activity has ended)
     await connection.close();
   }
 }
