@@ -146,8 +146,12 @@ export function signOrKeepScript(caDir: string, sans: string[], current: string 
   ].join('\n');
 }
 
-/** Writes stdin to `file` atomically (temp file in the same directory, then rename). */
-export function atomicWriteScript(file: string, mode = '0644'): string {
+/**
+ * Writes stdin to `file` atomically (temp file in the same directory, then rename). With
+ * `onlyIfChanged`, a file whose content is already that is left alone, and the script prints
+ * `changed` or `unchanged`.
+ */
+export function atomicWriteScript(file: string, mode = '0644', opts: { onlyIfChanged?: boolean } = {}): string {
   const f = shq(file);
   return [
     'set -eu',
@@ -155,9 +159,11 @@ export function atomicWriteScript(file: string, mode = '0644'): string {
     `tmp=$(mktemp ${shq(`${file}.XXXXXX`)})`,
     'trap \'rm -f "$tmp"\' EXIT',
     'cat > "$tmp"',
+    ...(opts.onlyIfChanged ? [`if [ -f ${f} ] && [ "$(sha256sum < "$tmp")" = "$(sha256sum < ${f})" ]; then echo unchanged; exit 0; fi`] : []),
     `chmod ${mode} "$tmp"`,
     `mv -f "$tmp" ${f}`,
     'trap - EXIT',
+    ...(opts.onlyIfChanged ? ['echo changed'] : []),
   ].join('\n');
 }
 

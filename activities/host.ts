@@ -61,22 +61,6 @@ export function installCertScript(o: { cert: string; key: string; caCert: string
   ].join('\n');
 }
 
-/** A file written from stdin only when its content differs (mode `mode` then); prints `changed` or `unchanged`. */
-export function writeIfChangedScript(file: string, mode: string): string {
-  const f = shq(file);
-  return [
-    'set -eu',
-    `mkdir -p "$(dirname ${f})"`,
-    `tmp=$(mktemp ${shq(`${file}.XXXXXX`)})`,
-    'trap \'rm -f "$tmp"\' EXIT',
-    'cat > "$tmp"',
-    `if [ -f ${f} ] && [ "$(sha256sum < "$tmp")" = "$(sha256sum < ${f})" ]; then echo unchanged; exit 0; fi`,
-    `chmod ${mode} "$tmp"`,
-    `mv -f "$tmp" ${f}`,
-    'trap - EXIT',
-    'echo changed',
-  ].join('\n');
-}
 
 /** Marks the line a host script prints once the service command it ran succeeded. */
 const STEP_MARK = '@@etcd-steward-step@@';
@@ -183,7 +167,7 @@ export function hostActivities(ssh: SshIdentity) {
         const template = existing[0]!;
         const carried = carriedSettings(parseEnvFile(texts.get(template.name)!), template, joiner);
         const text = renderEnvFile(memberEnv(spec, joiner, members, 'existing', carried));
-        writes.push(run(joiner, writeIfChangedScript(memberPaths(spec, joiner.name).envFile, '0640'), text).then((out) => (out.trim() === 'changed' ? joiner.name : null)));
+        writes.push(run(joiner, atomicWriteScript(memberPaths(spec, joiner.name).envFile, '0640', { onlyIfChanged: true }), text).then((out) => (out.trim() === 'changed' ? joiner.name : null)));
       }
       const done = await Promise.allSettled(writes);
       const changed: string[] = [];
