@@ -6,7 +6,7 @@
  */
 import { type ExecOptions, type ExecResult, type SshIdentity, SshPool, type SshPoolStats, type SshTarget } from './ssh-pool';
 
-export { type ExecOptions, type ExecResult, type SshIdentity, SshError, type SshPoolStats, type SshTarget, fingerprint, pinFingerprint } from './ssh-pool';
+export { type ExecOptions, type ExecResult, type SshIdentity, SshError, SshPool, type SshPoolStats, type SshTarget, fingerprint, pinFingerprint } from './ssh-pool';
 
 /**
  * The process's connections (one pool per worker): every activity's commands go through it, so
@@ -31,8 +31,13 @@ export function sshExec(target: SshTarget, identity: SshIdentity, command: strin
 }
 
 /** Like sshExec, but a non-zero exit is an error that carries the command's stderr. */
-export async function sshRun(target: SshTarget, identity: SshIdentity, command: string, opts: ExecOptions = {}): Promise<string> {
-  const r = await sshExec(target, identity, command, opts);
+export function sshRun(target: SshTarget, identity: SshIdentity, command: string, opts: ExecOptions = {}): Promise<string> {
+  return runOn(sshPool, target, identity, command, opts);
+}
+
+/** sshRun through a given pool (e.g. one of a tool's own, whose counts are its own). */
+export async function runOn(pool: SshPool, target: SshTarget, identity: SshIdentity, command: string, opts: ExecOptions = {}): Promise<string> {
+  const r = await pool.exec(target, identity, command, opts);
   if (r.code !== 0) {
     const detail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-5).join('\n');
     throw new Error(`${target.name}: \`${command.length > 160 ? `${command.slice(0, 160)}…` : command}\` exited ${r.code ?? r.signal}: ${detail}`);

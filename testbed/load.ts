@@ -135,16 +135,22 @@ export class WriteLoad {
    * Kubernetes API server's keyspace: many keys `/registry/<resource>/<namespace>/<name>`, each
    * written once (one revision per key, as objects are created), values of 0.5–5 KiB (uniform,
    * mean ~2.75 KiB: 20 MB is ~7,400 keys, 200 MB ~74,000). Fast enough for hundreds of MB: many
-   * writes in flight over several client connections (etcd batches their fsyncs). Bounded:
-   * each write has a 10 s deadline, the whole prefill `limitMs` (default 1 s per MB + 2 min).
+   * writes in flight over a few client connections (etcd batches their fsyncs), sent to
+   * `endpoints` (e.g. the leader alone, which saves the followers forwarding every proposal;
+   * default the load's endpoints). Bounded: each write has a 10 s deadline, the whole prefill
+   * `limitMs` (default 1 s per MB + 2 min).
    */
-  async prefill(megabytes: number, onProgress?: (doneMb: number) => void, opts: { concurrency?: number; clients?: number; limitMs?: number } = {}): Promise<PrefillReport> {
+  async prefill(
+    megabytes: number,
+    onProgress?: (doneMb: number) => void,
+    opts: { concurrency?: number; clients?: number; limitMs?: number; endpoints?: string[] } = {},
+  ): Promise<PrefillReport> {
     const t0 = Date.now();
     const target = megabytes * 1024 * 1024;
     const limitMs = opts.limitMs ?? megabytes * 1_000 + 120_000;
     const clients = this.opts.client
       ? [this.opts.client]
-      : Array.from({ length: opts.clients ?? 4 }, () => etcd(etcdClient(this.opts.endpoints, this.opts.credentials, { timeoutMs: 10_000 })));
+      : Array.from({ length: opts.clients ?? 2 }, () => etcd(etcdClient(opts.endpoints ?? this.opts.endpoints, this.opts.credentials, { timeoutMs: 10_000 })));
     const pool = randomBytes(1 << 20);
     const resources = ['pods', 'configmaps', 'secrets', 'events', 'replicasets', 'services', 'endpointslices', 'serviceaccounts', 'leases', 'deployments'];
     let bytes = 0;
@@ -173,7 +179,7 @@ export class WriteLoad {
       }
     };
     try {
-      await Promise.all(Array.from({ length: opts.concurrency ?? 256 }, (_, w) => worker(w)));
+      await Promise.all(Array.from({ length: opts.concurrency ?? 128 }, (_, w) => worker(w)));
     } finally {
       if (!this.opts.client) for (const c of clients) c.close();
     }
