@@ -50,6 +50,7 @@ import { startTemporal } from '../testbed/temporal';
 import { createWorker, WORKFLOWS_PATH } from '../worker';
 import { DEFAULT_TASK_QUEUE } from '../worker/config';
 import { FLOOR_STEPS, type FloorMember, type FloorReport, floorScaleOut } from './floor';
+import { sleep } from '../testbed/procs';
 
 const list = (v: string) => v.split(',').filter(Boolean).map(Number);
 const opts = new Command('bench')
@@ -114,7 +115,6 @@ interface Procedure {
   cleanup?(): Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function within<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => Promise<void>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

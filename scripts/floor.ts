@@ -31,6 +31,7 @@ import { initialClusterValue, memberEnv, parseEnvFile, renderEnvFile, setEnvVar 
 import { carriedSettings } from '../activities/host';
 import { type SshIdentity, SshPool, type SshTarget, runOn, shq } from '../activities/ssh';
 import { type ClusterSpec, type Member, expand, findMember, memberPaths } from '../spec/cluster';
+import { sleep } from '../testbed/procs';
 
 export const FLOOR_STEPS = ['connect', 'cert', 'join', 'config-sync', 'start', 'catch-up', 'promote'] as const;
 export type FloorStep = (typeof FLOOR_STEPS)[number];
@@ -74,7 +75,6 @@ export interface FloorReport {
 }
 
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const errText = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0]! : String(e));
 
 /** Calls `f` every `pollMs` while it throws an error matching `waitOut`, at most `limitMs`; returns its value and the time waited. */
