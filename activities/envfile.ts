@@ -6,6 +6,7 @@
  * empty data dir, so rewriting them on a running member is harmless and needs no restart.
  */
 import { type ClusterSpec, type Member, memberPaths } from '../spec/cluster';
+import { shq } from './ssh';
 
 /** `name=peerURL,...` for ETCD_INITIAL_CLUSTER, in the given order. */
 export function initialClusterValue(members: Pick<Member, 'name' | 'peerURLs'>[]): string {
@@ -87,6 +88,48 @@ export function setEnvVar(text: string, key: string, value: string): string {
   if (found) return lines.join('\n');
   const body = text === '' || text.endsWith('\n') ? text : `${text}\n`;
   return `${body}${key}=${value}\n`;
+}
+
+/** Ends the output of setEnvVarScript: what it did to the file. */
+export const ENV_SET_MARK = '@@etcd-steward-env@@';
+
+/**
+ * setEnvVar done on the host, in one round trip: prints the file as it was, then a line
+ * `ENV_SET_MARK changed|unchanged`; the file is replaced atomically (temp file + rename, `mode`)
+ * only when the text differs. Exits 2 (writing nothing) when the file cannot be read. Same
+ * result as setEnvVar on the same text (GNU sed keeps a missing final newline, as it does).
+ */
+export function setEnvVarScript(file: string, key: string, value: string, mode = '0640'): string {
+  if (!/^[A-Z_][A-Z0-9_]*$/.test(key)) throw new Error(`environment variable name "${key}" is not valid`);
+  if (/[\n\r]/.test(value)) throw new Error(`value of ${key} holds a line break`);
+  const f = shq(file);
+  const pattern = `^[[:space:]]*(export[[:space:]]+)?${key}=`;
+  const replacement = `${key}=${value}`.replace(/[\\&|]/g, (c) => `\\${c}`);
+  return [
+    'set -eu',
+    `[ -r ${f} ] || { echo ${shq(`${file} cannot be read`)} >&2; exit 2; }`,
+    `tmp=$(mktemp ${shq(`${file}.XXXXXX`)})`,
+    'trap \'rm -f "$tmp"\' EXIT',
+    `if grep -Eq ${shq(pattern)} ${f}; then`,
+    `  sed -E ${shq(`s|^([[:space:]]*(export[[:space:]]+)?)${key}=.*$|\\1${replacement}|`)} ${f} > "$tmp"`,
+    'else',
+    `  { cat ${f}; if [ -s ${f} ] && [ -n "$(tail -c1 ${f})" ]; then echo; fi; printf '%s\\n' ${shq(`${key}=${value}`)}; } > "$tmp"`,
+    'fi',
+    `cat ${f}`,
+    `if cmp -s "$tmp" ${f}; then printf '\\n%s unchanged\\n' ${shq(ENV_SET_MARK)}; exit 0; fi`,
+    `chmod ${mode} "$tmp"`,
+    `mv -f "$tmp" ${f}`,
+    'trap - EXIT',
+    `printf '\\n%s changed\\n' ${shq(ENV_SET_MARK)}`,
+  ].join('\n');
+}
+
+/** What setEnvVarScript printed: the file's text before, and whether it was rewritten. */
+export function parseSetEnvVarOutput(out: string): { before: string; changed: boolean } {
+  const at = out.lastIndexOf(`\n${ENV_SET_MARK} `);
+  const verdict = at < 0 ? '' : out.slice(at + ENV_SET_MARK.length + 2).trim();
+  if (verdict !== 'changed' && verdict !== 'unchanged') throw new Error(`unexpected output from the env file update: ${JSON.stringify(out.slice(-200))}`);
+  return { before: out.slice(0, at), changed: verdict === 'changed' };
 }
 
 /** Removes every `KEY=...` line (with or without `export`) from an env file's text, keeping every other line as it is. */

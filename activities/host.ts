@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/errors';
 import { type ClusterSpec, type Member, expand, findMember, memberPaths } from '../spec/cluster';
 import { atomicWriteScript, certSections, memberCertStateScript, memberSans, signOrKeepScript } from './certs';
-import { memberEnv, parseEnvFile, renderEnvFile, initialClusterValue, setEnvVar } from './envfile';
+import { memberEnv, parseEnvFile, parseSetEnvVarOutput, renderEnvFile, initialClusterValue, setEnvVarScript } from './envfile';
 import { type ExecResult, type SshIdentity, type SshTarget, SshError, sshExec, sshRun, shq } from './ssh';
 
 export function sshTarget(m: Member): SshTarget {
@@ -140,41 +140,28 @@ export function hostActivities(ssh: SshIdentity) {
       if (joining !== undefined && !joiner) throw ApplicationFailure.nonRetryable(`joining member ${joining} is not in the target membership`, FailureType.InvalidInput);
       if (joiner && !existing[0]) throw ApplicationFailure.nonRetryable('there is no existing member to take settings from', FailureType.InvalidInput);
 
-      // Every existing member's env file, read on all hosts at once.
-      const reads = await Promise.allSettled(
-        existing.map(async (m) => {
-          const file = memberPaths(spec, m.name).envFile;
-          const r = await classifySsh(sshExec(sshTarget(m), ssh, `cat ${shq(file)}`));
-          if (r.code !== 0) throw ApplicationFailure.nonRetryable(`${m.name}: ${file} cannot be read (${r.stderr.trim()}); every existing member needs its env file`, FailureType.MissingEnvFile);
-          return r.stdout;
-        }),
-      );
-      const texts = new Map<string, string>();
-      reads.forEach((r, i) => {
-        if (r.status === 'rejected') throw r.reason;
-        texts.set(existing[i]!.name, r.value);
+      // One round trip per existing member, all at once: ETCD_INITIAL_CLUSTER set in place if it differs.
+      const file = (m: Member) => memberPaths(spec, m.name).envFile;
+      const updates = existing.map(async (m) => {
+        const r = await classifySsh(sshExec(sshTarget(m), ssh, setEnvVarScript(file(m), 'ETCD_INITIAL_CLUSTER', value, '0640')));
+        if (r.code === 2) throw ApplicationFailure.nonRetryable(`${m.name}: ${file(m)} cannot be read (${r.stderr.trim()}); every existing member needs its env file`, FailureType.MissingEnvFile);
+        if (r.code !== 0) throw new Error(`${m.name}: updating ${file(m)} failed (exit ${r.code ?? r.signal}): ${tail(r, 5)}`);
+        return parseSetEnvVarOutput(r.stdout);
       });
-
-      // Then the files that change, on all hosts at once; the joining member's whole file is written only if it differs.
-      const writes: Promise<string | null>[] = existing.map(async (m) => {
-        const text = texts.get(m.name)!;
-        const next = setEnvVar(text, 'ETCD_INITIAL_CLUSTER', value);
-        if (next === text) return null;
-        await run(m, atomicWriteScript(memberPaths(spec, m.name).envFile, '0640'), next);
-        return m.name;
-      });
-      if (joiner) {
-        const template = existing[0]!;
-        const carried = carriedSettings(parseEnvFile(texts.get(template.name)!), template, joiner);
-        const text = renderEnvFile(memberEnv(spec, joiner, members, 'existing', carried));
-        writes.push(run(joiner, atomicWriteScript(memberPaths(spec, joiner.name).envFile, '0640', { onlyIfChanged: true }), text).then((out) => (out.trim() === 'changed' ? joiner.name : null)));
-      }
-      const done = await Promise.allSettled(writes);
-      const changed: string[] = [];
-      for (const d of done) {
-        if (d.status === 'rejected') throw d.reason;
-        if (d.value !== null) changed.push(d.value);
-      }
+      // The joining member's whole file, rendered from the first existing member's as it was, written only if it differs.
+      const joinerWrite = joiner
+        ? updates[0]!.then(async ({ before }) => {
+            const template = existing[0]!;
+            const text = renderEnvFile(memberEnv(spec, joiner, members, 'existing', carriedSettings(parseEnvFile(before), template, joiner)));
+            const out = await run(joiner, atomicWriteScript(file(joiner), '0640', { onlyIfChanged: true }), text);
+            return out.trim() === 'changed';
+          })
+        : Promise.resolve(false);
+      const [done, joined] = await Promise.allSettled([Promise.all(updates), joinerWrite]);
+      if (done.status === 'rejected') throw done.reason;
+      if (joined.status === 'rejected') throw joined.reason;
+      const changed = existing.filter((_, i) => done.value[i]!.changed).map((m) => m.name);
+      if (joined.value) changed.push(joiner!.name);
       return { changed };
     },
 

@@ -14,6 +14,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/errors';
 import type { Member } from '../spec/cluster';
+import type { Etcd3 } from 'etcd3';
 import { type EtcdCredentials, type ListedMember, etcdClient, listMembers } from './etcd';
 
 export interface LearnerRef {
@@ -49,6 +50,34 @@ function findByPeer(members: ListedMember[], peerURLs: string[]): ListedMember |
   return members.find((x) => x.peerURLs.some((u) => peerURLs.includes(u)));
 }
 
+/** How long addLearner waits out etcd's "not now" answers itself, and how often it asks again. */
+const JOIN_WAIT_MS = 20_000;
+const JOIN_RETRY_MS = 250;
+
+/** One MemberAdd attempt (see addLearner): the existing member if these peer URLs are taken, else a new learner. */
+async function addLearnerOnce(c: Etcd3, member: LearnerRef['member']): Promise<JoinResult> {
+  const found = findByPeer(await listMembers(c), member.peerURLs);
+  if (found) {
+    if (found.name !== '' && found.name !== member.name) {
+      throw ApplicationFailure.nonRetryable(`peer URL ${member.peerURLs.join(',')} already belongs to member "${found.name}" (${found.id}), not ${member.name}`, FailureType.PeerUrlTaken);
+    }
+    return { id: found.id, existed: true, isLearner: found.isLearner };
+  }
+  try {
+    const r = await c.cluster.memberAdd({ peerURLs: member.peerURLs, isLearner: true });
+    return { id: String(r.member!.ID), existed: false, isLearner: true };
+  } catch (e) {
+    const msg = errText(e);
+    if (/already exists/i.test(msg)) {
+      const again = findByPeer(await listMembers(c), member.peerURLs);
+      if (again) return { id: again.id, existed: true, isLearner: again.isLearner };
+    }
+    if (/too many learner/i.test(msg)) throw waitState(`another learner is pending; waiting for it: ${msg}`, FailureType.TooManyLearners);
+    if (/unhealthy cluster/i.test(msg)) throw waitState(`etcd refuses membership changes until every peer has been connected for 5 s: ${msg}`, FailureType.UnhealthyCluster);
+    throw e;
+  }
+}
+
 export function membershipActivities(creds: EtcdCredentials) {
   async function withClient<T>(endpoints: string[], f: (c: ReturnType<typeof etcdClient>) => Promise<T>): Promise<T> {
     const c = etcdClient(endpoints, creds, { timeoutMs: 10_000 });
@@ -60,30 +89,28 @@ export function membershipActivities(creds: EtcdCredentials) {
   }
 
   return {
-    /** MemberAdd{isLearner: true}; a member already holding these peer URLs is reused. Never adds a voter. */
+    /**
+     * MemberAdd{isLearner: true}; a member already holding these peer URLs is reused. Never adds
+     * a voter. etcd's refusals that only time cures ("unhealthy cluster": a peer connected less
+     * than 5 s ago; "too many learner members") are waited out here, trying again every 250 ms
+     * for up to 20 s (heartbeating why), so the join goes through within a quarter second of
+     * etcd allowing it rather than after the retry policy's next backoff; past that the
+     * refusal goes to the retry policy like any other.
+     */
     async addLearner({ endpoints, member }: LearnerRef): Promise<JoinResult> {
-      return withClient(endpoints, async (c) => {
-        const found = findByPeer(await listMembers(c), member.peerURLs);
-        if (found) {
-          if (found.name !== '' && found.name !== member.name) {
-            throw ApplicationFailure.nonRetryable(`peer URL ${member.peerURLs.join(',')} already belongs to member "${found.name}" (${found.id}), not ${member.name}`, FailureType.PeerUrlTaken);
-          }
-          return { id: found.id, existed: true, isLearner: found.isLearner };
-        }
+      const ctx = Context.current();
+      const deadline = Date.now() + JOIN_WAIT_MS;
+      for (;;) {
         try {
-          const r = await c.cluster.memberAdd({ peerURLs: member.peerURLs, isLearner: true });
-          return { id: String(r.member!.ID), existed: false, isLearner: true };
+          // A fresh client each try: a refused call must not leave the next one behind a tripped circuit breaker.
+          return await withClient(endpoints, (c) => addLearnerOnce(c, member));
         } catch (e) {
-          const msg = errText(e);
-          if (/already exists/i.test(msg)) {
-            const again = findByPeer(await listMembers(c), member.peerURLs);
-            if (again) return { id: again.id, existed: true, isLearner: again.isLearner };
-          }
-          if (/too many learner/i.test(msg)) throw waitState(`another learner is pending; waiting for it: ${msg}`, FailureType.TooManyLearners);
-          if (/unhealthy cluster/i.test(msg)) throw waitState(`etcd refuses membership changes until every peer has been connected for 5 s: ${msg}`, FailureType.UnhealthyCluster);
-          throw e;
+          const waitable = e instanceof ApplicationFailure && (e.type === FailureType.UnhealthyCluster || e.type === FailureType.TooManyLearners);
+          if (!waitable || Date.now() + JOIN_RETRY_MS > deadline) throw e;
+          ctx.heartbeat({ waiting: e.message });
+          await ctx.sleep(JOIN_RETRY_MS);
         }
-      });
+      }
     },
 
     /** MemberPromote; "member not learner" means it already was promoted. */
@@ -124,17 +151,18 @@ export function membershipActivities(creds: EtcdCredentials) {
      * in a row, heartbeating the lag. Cancellable (abort): it stops at the next heartbeat.
      */
     async awaitCatchUp({ endpoints, member, maxLag, pollMs }: LearnerRef & { maxLag: number; pollMs?: number }): Promise<CatchUpResult> {
+      const sampler = new MemberSampler(creds, endpoints);
       const r = await pollUntilTwice(
-        () => sampleMember(creds, endpoints, member, FailureType.LearnerGone),
+        () => sampler.sample(member, FailureType.LearnerGone),
         (s) => ({ ok: s.lag <= maxLag, details: { lag: s.lag, leaderApplied: s.leaderApplied, learnerApplied: s.applied } }),
-        pollMs ?? 250,
-      );
+        pollMs ?? SAMPLE_EVERY_MS,
+      ).finally(() => sampler.close());
       return { id: r.sample.id, tookMs: r.tookMs, leaderApplied: r.sample.leaderApplied, learnerApplied: r.sample.applied, lag: r.sample.lag, samples: r.samples };
     },
   };
 }
 
-/** One look at a member next to its leader (see sampleMember). */
+/** One look at a member next to its leader (see MemberSampler.sample). */
 export interface MemberSample {
   id: string;
   isLearner: boolean;
@@ -151,47 +179,83 @@ export interface MemberSample {
 }
 
 /**
- * The member's applied index against the leader's, each asked of that member alone. Throws a
- * plain (retryable, waited-out) error while the member does not answer or sees no leader, and
- * a non-retryable `goneType` failure when the member is not in the member list at all.
+ * Looks at members next to their leader, again and again, over connections it keeps open (one
+ * per client URL, no retry on another endpoint, so an unreachable member shows as such): a
+ * sample every 100 ms costs three small RPCs, not three TLS handshakes. `close()` when done.
  */
-export async function sampleMember(creds: EtcdCredentials, endpoints: string[], member: LearnerRef['member'], goneType: string): Promise<MemberSample> {
-  const list = etcdClient(endpoints, creds, { timeoutMs: 5_000 });
-  let members: ListedMember[];
-  try {
-    members = await listMembers(list);
-  } finally {
-    list.close();
-  }
-  const me = findByPeer(members, member.peerURLs);
-  if (!me) throw ApplicationFailure.nonRetryable(`${member.name} is no longer in the member list`, goneType);
-  const status = async (url: string) => {
-    const c = etcdClient([url], creds, { retry: false, timeoutMs: 3_000 });
-    try {
-      return await c.maintenance.status();
-    } finally {
-      c.close();
+export class MemberSampler {
+  private readonly clients = new Map<string, Etcd3>();
+  /** The endpoint that last answered the member list (asked first next time). */
+  private preferred = 0;
+
+  constructor(
+    private readonly creds: EtcdCredentials,
+    private readonly endpoints: string[],
+  ) {}
+
+  private client(url: string, timeoutMs: number): Etcd3 {
+    let c = this.clients.get(url);
+    if (!c) {
+      c = etcdClient([url], this.creds, { retry: false, timeoutMs });
+      this.clients.set(url, c);
     }
-  };
-  const mine = await status(member.clientURLs[0]!).catch((e: unknown) => {
-    throw new Error(`${member.name} does not answer yet: ${errText(e)}`);
-  });
-  const leader = members.find((x) => x.id === String(mine.leader));
-  if (!leader || leader.clientURLs.length === 0) throw new Error(`${member.name} sees no leader yet`);
-  const ls = leader.id === me.id ? mine : await status(leader.clientURLs[0]!);
-  const applied = (s: typeof ls) => BigInt((s as { raftAppliedIndex?: string }).raftAppliedIndex ?? s.raftIndex);
-  const lag = applied(ls) - applied(mine);
-  return {
-    id: me.id,
-    isLearner: me.isLearner,
-    leaderId: leader.id,
-    leaderName: leader.name,
-    leaderAgrees: String(ls.leader) === leader.id,
-    applied: applied(mine).toString(),
-    leaderApplied: applied(ls).toString(),
-    lag: Number(lag < 0n ? 0n : lag),
-  };
+    return c;
+  }
+
+  /** The member list from the first endpoint that answers, starting with the one that answered last. */
+  private async list(): Promise<ListedMember[]> {
+    let last: unknown;
+    for (let i = 0; i < this.endpoints.length; i++) {
+      const at = (this.preferred + i) % this.endpoints.length;
+      try {
+        const members = await listMembers(this.client(this.endpoints[at]!, 5_000));
+        this.preferred = at;
+        return members;
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw new Error(`the member list is unavailable from ${this.endpoints.join(', ')}: ${errText(last)}`);
+  }
+
+  /**
+   * The member's applied index against the leader's, each asked of that member alone. Throws a
+   * plain (retryable, waited-out) error while the member does not answer or sees no leader, and
+   * a non-retryable `goneType` failure when the member is not in the member list at all.
+   */
+  async sample(member: LearnerRef['member'], goneType: string): Promise<MemberSample> {
+    const members = await this.list();
+    const me = findByPeer(members, member.peerURLs);
+    if (!me) throw ApplicationFailure.nonRetryable(`${member.name} is no longer in the member list`, goneType);
+    const status = (url: string) => this.client(url, 3_000).maintenance.status();
+    const mine = await status(member.clientURLs[0]!).catch((e: unknown) => {
+      throw new Error(`${member.name} does not answer yet: ${errText(e)}`);
+    });
+    const leader = members.find((x) => x.id === String(mine.leader));
+    if (!leader || leader.clientURLs.length === 0) throw new Error(`${member.name} sees no leader yet`);
+    const ls = leader.id === me.id ? mine : await status(leader.clientURLs[0]!);
+    const applied = (s: typeof ls) => BigInt((s as { raftAppliedIndex?: string }).raftAppliedIndex ?? s.raftIndex);
+    const lag = applied(ls) - applied(mine);
+    return {
+      id: me.id,
+      isLearner: me.isLearner,
+      leaderId: leader.id,
+      leaderName: leader.name,
+      leaderAgrees: String(ls.leader) === leader.id,
+      applied: applied(mine).toString(),
+      leaderApplied: applied(ls).toString(),
+      lag: Number(lag < 0n ? 0n : lag),
+    };
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
 }
+
+/** How often a wait for etcd looks again (catch-up, a restarted member's readiness). */
+export const SAMPLE_EVERY_MS = 100;
 
 /**
  * Samples every `pollMs` until `check` says ok on two samples in a row, heartbeating each

@@ -18,7 +18,7 @@ import type { EnvChange } from '../spec/operations';
 import { type EtcdCredentials, etcdClient, observeCluster } from './etcd';
 import { applyEnvChange, parseEnvFile } from './envfile';
 import { type MemberRef, classifySsh, sshTarget } from './host';
-import { pollUntilTwice, sampleMember } from './membership';
+import { MemberSampler, SAMPLE_EVERY_MS, pollUntilTwice } from './membership';
 import { type ExecResult, type SshIdentity, sshExec, shq } from './ssh';
 
 export interface MemberProcess {
@@ -415,9 +415,10 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
      * it sees; cancellable (abort) like awaitCatchUp.
      */
     async awaitMemberReady({ endpoints, member, maxIndexSpread, pollMs }: { endpoints: string[]; member: Pick<Member, 'name' | 'peerURLs' | 'clientURLs'>; maxIndexSpread: number; pollMs?: number }): Promise<ReadyResult> {
+      const sampler = new MemberSampler(creds, endpoints);
       const r = await pollUntilTwice(
         async () => {
-          const s = await sampleMember(creds, endpoints, member, FailureType.MemberGone);
+          const s = await sampler.sample(member, FailureType.MemberGone);
           if (s.isLearner) throw ApplicationFailure.nonRetryable(`${member.name} (${s.id}) is a learner, not a voting member`, FailureType.NotAVoter);
           return s;
         },
@@ -425,8 +426,8 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
           ok: s.leaderAgrees && s.lag <= maxIndexSpread,
           details: { leader: s.leaderName, applied: s.applied, leaderApplied: s.leaderApplied, lag: s.lag, ...(s.leaderAgrees ? {} : { waiting: `${s.leaderName} does not report itself leader yet` }) },
         }),
-        pollMs ?? 250,
-      );
+        pollMs ?? SAMPLE_EVERY_MS,
+      ).finally(() => sampler.close());
       return { id: r.sample.id, tookMs: r.tookMs, applied: r.sample.applied, leaderApplied: r.sample.leaderApplied, samples: r.samples };
     },
   };

@@ -313,7 +313,7 @@ interface StepFigures {
   n: number;
   /** Σ scheduled → closed per new member, for the steps that name one. */
   byMember: Record<string, number>;
-  /** Σ scheduled → closed. */
+  /** Time any activity of the step was scheduled or running (activities run at once count once). */
   totalMs: number;
   /** Σ scheduled → started of the final attempt: waiting for a worker slot, plus retry backoff. */
   waitMs: number;
@@ -365,13 +365,15 @@ function breakdown(h: HistoryTimes, added: string[]): Breakdown {
   const acts = h.activities.filter((a) => a.closed !== null);
   const lastPromote = Math.max(...acts.filter((a) => a.type === 'promoteLearner').map((a) => a.closed!));
   const steps: Record<string, StepFigures> = {};
+  const spans: Record<string, [number, number][]> = {};
   for (const a of acts) {
     const step = a.scheduled > lastPromote ? 'final' : (STEP_OF[a.type] ?? a.type);
     const f = (steps[step] ??= { n: 0, byMember: {}, totalMs: 0, waitMs: 0, runMs: 0, retries: 0 });
     f.n++;
     const m = memberOf(a);
     if (m !== undefined && step !== 'final') f.byMember[m] = (f.byMember[m] ?? 0) + a.closed! - a.scheduled;
-    f.totalMs += a.closed! - a.scheduled;
+    (spans[step] ??= []).push([a.scheduled, a.closed!]);
+    f.totalMs = unionMs(spans[step]);
     f.waitMs += (a.started ?? a.closed!) - a.scheduled;
     f.runMs += a.closed! - (a.started ?? a.closed!);
     f.retries += a.attempt - 1;
@@ -512,7 +514,7 @@ function printWhereTimeGoes(steward: Run | undefined, floor: Run | undefined): v
   const h = steward?.result.history;
   const f = floor?.result.floor;
   if (!h && !f) return;
-  console.log('where the time goes (seconds, summed over both new members)');
+  console.log('where the time goes (seconds; a step\'s figure is the time it was under way, so steps run at once for both members count once)');
   console.log(OVERHEAD_DEFINITION);
   const b = h ? breakdown(h.times, NEW) : undefined;
   const ff = f ? floorFigures(f) : undefined;

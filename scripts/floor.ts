@@ -102,15 +102,17 @@ export async function floorScaleOut(input: FloorInput): Promise<FloorReport> {
   const catchUpLimitMs = input.catchUpLimitMs ?? 30 * 60_000;
   const log = input.log ?? (() => {});
   const steps = Object.fromEntries(FLOOR_STEPS.map((s) => [s, 0])) as Record<FloorStep, number>;
-  let at = {} as FloorMember['at'];
-  const timed = async <T>(step: FloorStep, f: () => Promise<T>): Promise<T> => {
+  /** Per new member, when each of its steps ran. */
+  const atOf = new Map(add.map((m) => [m.name, {} as FloorMember['at']]));
+  /** Times `f` as `step` (its wall time counts once however many members it serves), and as that member's step if it names one. */
+  const timed = async <T>(step: FloorStep, f: () => Promise<T>, member?: string): Promise<T> => {
     const t = Date.now();
     try {
       return await f();
     } finally {
       const now = Date.now();
       steps[step] += now - t;
-      if (step !== 'connect') at[step] = [t, now];
+      if (member !== undefined && step !== 'connect') atOf.get(member)![step] = [t, now];
     }
   };
 
@@ -156,25 +158,33 @@ export async function floorScaleOut(input: FloorInput): Promise<FloorReport> {
     });
     log(`floor: ${pool.stats().connections} SSH connections open in ${steps.connect} ms`);
 
+    // Every new member's certificate at once (as the steward does when no batch needs its own approval).
+    await timed('cert', () =>
+      Promise.all(
+        add.map(async (m) => {
+          const t = Date.now();
+          const p = memberPaths(spec, m.name);
+          const csr = await conn(m).run(keyAndCsrScript(p.key, `etcd-${m.name}`));
+          const cert = await conn(caMember).run(signCsrScript(caDir, memberSans(m)), { stdin: csr });
+          await conn(m).run(`${atomicWriteScript(p.cert, '0644')}\nprintf '%s' ${shq(caPem)} | (\n${atomicWriteScript(p.caCert, '0644')}\n)`, { stdin: cert });
+          atOf.get(m.name)!.cert = [t, Date.now()];
+        }),
+      ),
+    );
+
     const members: FloorMember[] = [];
     for (const m of add) {
-      at = {} as FloorMember['at'];
-      const p = memberPaths(spec, m.name);
+      const at = atOf.get(m.name)!;
       const host = conn(m);
+      const step = <T>(name: FloorStep, f: () => Promise<T>) => timed(name, f, m.name);
 
-      await timed('cert', async () => {
-        const csr = await host.run(keyAndCsrScript(p.key, `etcd-${m.name}`));
-        const cert = await conn(caMember).run(signCsrScript(caDir, memberSans(m)), { stdin: csr });
-        await host.run(`${atomicWriteScript(p.cert, '0644')}\nprintf '%s' ${shq(caPem)} | (\n${atomicWriteScript(p.caCert, '0644')}\n)`, { stdin: cert });
-      });
-
-      const added = await timed('join', () =>
+      const added = await step('join', () =>
         waitingOut(() => membership.cluster.memberAdd({ peerURLs: m.peerURLs, isLearner: true }), /unhealthy cluster/i, pollMs, 60_000, `adding ${m.name} as a learner`),
       );
       const id = String(added.value.member!.ID);
       ids.set(id, m.clientURLs[0]!);
 
-      await timed('config-sync', async () => {
+      await step('config-sync', async () => {
         const target = [...voters, m];
         const value = initialClusterValue(target);
         const template = voters[0]!;
@@ -190,9 +200,9 @@ export async function floorScaleOut(input: FloorInput): Promise<FloorReport> {
         );
       });
 
-      await timed('start', () => host.run(`${expand(spec.service.start, m.name)} && ${expand(spec.service.isActive, m.name)}`, { timeoutMs: 90_000 }));
+      await step('start', () => host.run(`${expand(spec.service.start, m.name)} && ${expand(spec.service.isActive, m.name)}`, { timeoutMs: 90_000 }));
 
-      const catchUpMs = await timed('catch-up', async () => {
+      const catchUpMs = await step('catch-up', async () => {
         const c0 = Date.now();
         let good = 0;
         let last = '';
@@ -215,7 +225,7 @@ export async function floorScaleOut(input: FloorInput): Promise<FloorReport> {
         return Date.now() - c0;
       });
 
-      const promoted = await timed('promote', () =>
+      const promoted = await step('promote', () =>
         waitingOut(() => membership.cluster.memberPromote({ ID: id }), /in sync with leader/i, pollMs, 60_000, `promoting ${m.name}`),
       );
       voters.push(m);

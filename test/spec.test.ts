@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseClusterSpec, SpecError, memberPaths } from '../spec/cluster';
 import { failureTolerance, quorum } from '../common/quorum';
-import { initialClusterValue, parseEnvFile, renderEnvFile } from '../activities/envfile';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initialClusterValue, parseEnvFile, parseSetEnvVarOutput, renderEnvFile, setEnvVar, setEnvVarScript } from '../activities/envfile';
 import { memberSans, signCsrScript } from '../activities/certs';
 import { fingerprint, pinFingerprint } from '../activities/ssh';
 
@@ -90,6 +94,40 @@ describe('etcd.env', () => {
     const text = renderEnvFile({ ETCD_NAME: 'a', ETCD_INITIAL_CLUSTER: v });
     assert.deepEqual(parseEnvFile(text), { ETCD_NAME: 'a', ETCD_INITIAL_CLUSTER: v });
     assert.throws(() => renderEnvFile({ ETCD_NAME: 'a\nETCD_X=1' }), /line break/);
+  });
+
+  it('setEnvVarScript (on the host, one round trip) ends with the same text as setEnvVar, and says whether it wrote', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'steward-envset-'));
+    try {
+      const file = join(dir, 'etcd.env');
+      const value = 'a=https://127.0.0.2:2380,b=https://[::1]:2380&x|y\\z';
+      const cases = [
+        'ETCD_NAME=a\nETCD_INITIAL_CLUSTER=old\nETCD_DATA_DIR=/var/lib/etcd\n',
+        '# header\n  export ETCD_INITIAL_CLUSTER=old\nETCD_INITIAL_CLUSTER=again\n',
+        'ETCD_NAME=a\nETCD_INITIAL_CLUSTER=old', // no final newline
+        'ETCD_NAME=a\n', // missing: appended
+        'ETCD_NAME=a', // missing, no final newline
+        '', // empty file
+        'ETCD_INITIAL_CLUSTER_STATE=existing\nMY_ETCD_INITIAL_CLUSTER=keep\n', // similar names untouched
+        `ETCD_INITIAL_CLUSTER=${value}\n`, // already so
+      ];
+      for (const before of cases) {
+        writeFileSync(file, before);
+        chmodSync(file, 0o600);
+        const out = execFileSync('bash', ['-c', setEnvVarScript(file, 'ETCD_INITIAL_CLUSTER', value, '0640')], { encoding: 'utf8' });
+        const expected = setEnvVar(before, 'ETCD_INITIAL_CLUSTER', value);
+        const r = parseSetEnvVarOutput(out);
+        assert.equal(readFileSync(file, 'utf8'), expected, `file after, from ${JSON.stringify(before)}`);
+        assert.equal(r.before, before, `printed text before, from ${JSON.stringify(before)}`);
+        assert.equal(r.changed, expected !== before, `changed, from ${JSON.stringify(before)}`);
+        assert.equal(statSync(file).mode & 0o777, expected !== before ? 0o640 : 0o600, `mode, from ${JSON.stringify(before)}`);
+      }
+      rmSync(file);
+      assert.throws(() => execFileSync('bash', ['-c', setEnvVarScript(file, 'ETCD_INITIAL_CLUSTER', value)], { stdio: 'pipe' }), (e: { status?: number }) => e.status === 2);
+      assert.throws(() => parseSetEnvVarOutput('no marker'), /unexpected output/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

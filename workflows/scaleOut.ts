@@ -1,12 +1,15 @@
 /**
  * scaleOut: adds members one at a time as learners, never restarting an existing member.
  *
- * Per batch (one new member): quorum gate → cert → join as learner → config-sync → start →
- * catch up → promote. From the join until the promotion the batch's undo is on the kernel's
- * compensation stack: an abort or failure removes the learner, stops its service, empties its
- * data dir and restores the other members' env files. A promoted member is kept. Every member's
+ * Per batch (one new member): quorum gate → join as learner → config-sync → start → catch up →
+ * promote. Certificates are issued at the first gate that opens for them, for every batch up to
+ * the next one that needs its own approval, all at once.
+ * From the join until the promotion the batch's undo is on the kernel's compensation stack: an
+ * abort or failure removes the learner, stops its service, empties its data dir and restores the
+ * other members' env files. A promoted member is kept. Every member's
  * env file tells the truth at the end.
  */
+import { patched } from '@temporalio/workflow';
 import { FailureType } from '../common/errors';
 import { gateBlockers } from '../common/gate';
 import type { ScaleOutPlan } from '../activities/preflight';
@@ -31,6 +34,12 @@ export interface ScaleOutResult {
 
 const endpoints = (members: Member[]) => members.flatMap((m) => m.clientURLs);
 
+// Changes of the step list, each guarded with patched() so that histories recorded before it replay unchanged.
+/** The certificates of every batch up to the next one that needs approval are issued at once, instead of one batch at a time. */
+const CERTS_UP_FRONT = 'scaleOut-certs-up-front';
+/** No config-sync after the final check: the last batch's config-sync already wrote the final membership everywhere. */
+const NO_FINAL_SYNC = 'scaleOut-no-final-sync';
+
 export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
   const { spec, add, policy } = input;
   const act = activityProfiles(policy);
@@ -51,6 +60,9 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
   const currentSpec = (): ClusterSpec => ({ ...spec, members: [...voters] });
   /** Set once preflight has matched the live membership to the spec: from then on `voters` is known to be true. */
   let membershipVerified = false;
+  /** New members whose certificate is in place. */
+  const certified = new Set<string>();
+  const needsApproval = (i: number) => policy.approval === 'each-batch' || (policy.approval === 'first-batch' && i === 0);
 
   /** The undo of a join: learner removed, service stopped, data dir emptied, env files restored. */
   async function rollBack(m: Member): Promise<void> {
@@ -92,7 +104,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
 
       for (const [i, m] of add.entries()) {
         status.batch = { index: i, of: add.length, member: m.name };
-        const needApproval = policy.approval === 'each-batch' || (policy.approval === 'first-batch' && i === 0);
+        const needApproval = needsApproval(i);
         const names = voters.map((v) => v.name);
         await k.interruptible(() =>
           k.gate({ batch: i, endpoints: endpoints(voters), needApproval, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: m.name }), label: (n) => n }),
@@ -102,11 +114,22 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
         k.onUndo(m.name, { what: '', manual: '', run: async () => k.setMember(m.name, 'planned') });
         const ref = { endpoints: endpoints(voters), member: m };
 
-        k.phase('cert');
-        k.setMember(m.name, 'cert');
-        const cert = await act.step.issueCert({ spec: currentSpec(), member: m });
-        k.event(`${m.name}: certificate ${cert.issued ? 'issued' : 'already valid'} for ${cert.sans.join(', ')}`);
-        k.checkAbort();
+        if (!certified.has(m.name)) {
+          // This batch's certificate, and (CERTS_UP_FRONT) those of the batches that follow up to the
+          // next one that needs its own approval, all at once: nothing in the cluster changes, and
+          // those batches do not wait for their own signing.
+          const until = add.findIndex((_, j) => j > i && needsApproval(j));
+          const these = patched(CERTS_UP_FRONT) ? add.slice(i, until < 0 ? add.length : until) : [m];
+          k.phase('cert');
+          for (const x of these) k.setMember(x.name, 'cert');
+          const certs = await Promise.all(these.map((x) => act.step.issueCert({ spec: currentSpec(), member: x })));
+          for (const c of certs) {
+            certified.add(c.member);
+            k.event(`${c.member}: certificate ${c.issued ? 'issued' : 'already valid'} for ${c.sans.join(', ')}`);
+          }
+          for (const x of these.slice(1)) k.setMember(x.name, 'planned');
+          k.checkAbort();
+        }
 
         k.phase('join');
         // From here on an abort or failure rolls the member back (a no-op if the add never happened).
@@ -151,7 +174,8 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
       status.batch = null;
       const names = voters.map((v) => v.name);
       await k.gate({ batch: add.length, endpoints: endpoints(voters), needApproval: false, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: 'final check' }), label: (n) => n });
-      await act.step.syncConfig({ spec: currentSpec(), members: voters });
+      // The last batch's config-sync already listed exactly these voters on every host.
+      if (!patched(NO_FINAL_SYNC)) await act.step.syncConfig({ spec: currentSpec(), members: voters });
       k.complete(`completed: ${voters.length} voting members (${voters.map((v) => v.name).join(', ')}); every env file lists them`);
       return result('completed');
     },
