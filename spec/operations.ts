@@ -5,6 +5,8 @@
  */
 import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
+import type { RestartRecord } from '../workflows/rollingRestart';
+import type { KernelCarry } from '../workflows/kernel';
 import { type ClusterSpec, type Member, SpecError, formatIssues, memberSchema, normalizeMember, parseClusterSpec } from './cluster';
 
 const duration = (what: string) =>
@@ -32,6 +34,11 @@ const basePolicyShape = {
   stepTimeout: duration('stepTimeout').default(5 * 60_000),
   /** The gate wants the voters' applied indexes within this spread (converged). */
   maxIndexSpread: z.number().int().min(0).default(1000),
+  /**
+   * At a gate, a run whose history has this many events continues as new (its progress carried
+   * over), so a long wait with monitoring verdicts coming in never nears Temporal's history limits.
+   */
+  continueAsNewAfterEvents: z.number().int().min(100, 'must be at least 100').max(40_000, 'must be at most 40000 (Temporal refuses histories past 50000 events)').default(10_000),
 };
 
 export const scaleOutPolicySchema = z.strictObject({
@@ -48,6 +55,18 @@ export interface ScaleOutInput {
   spec: ClusterSpec;
   add: Member[];
   policy: ScaleOutPolicy;
+  /** Set by the workflow itself when it continues as new: what the runs before did. */
+  continued?: ScaleOutCarry;
+}
+
+/** A scale-out's progress, handed from one run to the next (workflows/kernel.ts KernelCarry). */
+export interface ScaleOutCarry {
+  kernel: KernelCarry;
+  /** Members added (promoted) so far, in order. */
+  added: string[];
+  catchUpMs: Record<string, number>;
+  /** New members whose certificate is in place. */
+  certified: string[];
 }
 
 const scaleOutSchema = z.strictObject({
@@ -141,6 +160,18 @@ export interface RollingRestartInput {
   policy: RollingRestartPolicy;
   /** Applied to each member's env file while it is stopped; absent for a plain restart. */
   change?: EnvChange;
+  /** Set by the workflow itself when it continues as new: what the runs before did. */
+  continued?: RollingRestartCarry;
+}
+
+/** A rolling restart's progress, handed from one run to the next. */
+export interface RollingRestartCarry {
+  kernel: KernelCarry;
+  restarted: RestartRecord[];
+  leaderMoves: { from: string; to: string }[];
+  largestBatch: number;
+  /** The batch the next run starts at (0-based). */
+  nextBatch: number;
 }
 
 const rollingRestartSchema = z.strictObject({

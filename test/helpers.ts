@@ -180,15 +180,16 @@ export function decodedHistoryText(history: unknown): string {
 }
 
 /**
- * With RECORD_HISTORIES=1, saves a finished workflow's history as test/histories/<name>.json
+ * With RECORD_HISTORIES=1, saves a finished workflow's history (its latest run, or `runId`) as test/histories/<name>.json
  * (the Temporal CLI's `workflow show --output json` format), for test/replay.test.ts to replay
  * against the current workflow code in CI.
  */
-export async function recordHistory(handle: { workflowId: string; fetchHistory(): Promise<unknown> }, name: string, address: string): Promise<void> {
+export async function recordHistory(handle: { workflowId: string; fetchHistory(): Promise<unknown> }, name: string, address: string, runId?: string): Promise<void> {
   if (!process.env.RECORD_HISTORIES) return;
   const cli = resolveTemporalCli();
   if (!cli) throw new Error('recording histories needs the Temporal CLI');
-  const { stdout } = await promisify(execFile)(cli, ['workflow', 'show', '--workflow-id', handle.workflowId, '--address', address, '--output', 'json'], { maxBuffer: 64 * 1024 * 1024 });
+  const run = runId ? ['--run-id', runId] : [];
+  const { stdout } = await promisify(execFile)(cli, ['workflow', 'show', '--workflow-id', handle.workflowId, ...run, '--address', address, '--output', 'json'], { maxBuffer: 64 * 1024 * 1024 });
   if (/PRIVATE KEY/.test(decodedHistoryText(JSON.parse(stdout)))) throw new Error(`history ${name} holds a private key: not recording it`);
   const dir = join(__dirname, 'histories');
   mkdirSync(dir, { recursive: true });

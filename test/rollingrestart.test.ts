@@ -177,6 +177,40 @@ describe('rollingRestart', () => {
     }
   });
 
+  it('a long wait at the approval gate with monitoring verdicts coming in: the run continues as new there and the next run restarts the rest', async () => {
+    const b = await freshBed(3);
+    const names = b.spec.members.map((m) => m.name);
+    const pidsBefore = Object.fromEntries(names.map((n) => [n, b.etcdPid(n)]));
+    const limit = 150;
+    const op: Operation<RollingRestartResult> = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: long wait', policy: { approval: 'each-batch', continueAsNewAfterEvents: limit } });
+    const firstRun = (await op.handle.describe()).runId;
+    const waiting = (batch: number) => waitFor(`approval of batch ${batch}`, async () => (await op.status()).waitingFor.some((w) => w.startsWith(`approval of batch ${batch}`)), 120_000);
+    await waiting(1);
+    await op.approve({ by: 'test' });
+    await waiting(2);
+    let verdicts = 0;
+    await waitFor('the run to continue as new', async () => {
+      for (let i = 0; i < 10; i++, verdicts++) await op.reportQuorum({ healthy: true, source: 'test-monitoring', reason: `verdict ${verdicts}` });
+      return (await op.handle.describe()).runId !== firstRun;
+    });
+    const first = await op.handle.client.getHandle(op.handle.workflowId, firstRun).fetchHistory();
+    assert.ok(first.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes, 'the first run ended by continuing as new');
+    assert.ok((first.events ?? []).length < limit + 60, `the first run handed over at ${(first.events ?? []).length} events (limit ${limit})`);
+    await waiting(2);
+    await op.approve({ by: 'test' });
+    await waiting(3);
+    await op.approve({ by: 'test' });
+    const r = await op.result();
+    assert.equal(r.outcome, 'completed');
+    assert.deepEqual([...r.restarted.map((x) => x.member)].sort(), [...names].sort(), 'the restart of the first run is carried in the result');
+    assert.deepEqual(r.restarted.map((x) => x.batch), [1, 2, 3]);
+    for (const n of names) assert.notEqual(b.etcdPid(n), pidsBefore[n], `${n}'s pid did not change`);
+    const events = (await op.status()).events.map((e) => e.message);
+    assert.ok(events.some((e) => e.startsWith('run 2 of this operation')), events.join('\n'));
+    await recordHistory(op.handle, 'rollingRestart-continue-as-new-run-1', stack.temporal.address, firstRun);
+    await recordHistory(op.handle, 'rollingRestart-continue-as-new-run-2', stack.temporal.address);
+  });
+
   it('Updates: approve with nothing waiting is rejected with the reason; approve of the waiting batch goes through; abort between batches leaves every member running', async () => {
     const b = await freshBed(3);
     const op: Operation<RollingRestartResult> = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: approvals', policy: { approval: 'each-batch' } });

@@ -221,6 +221,52 @@ describe('scaleOut', () => {
     for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.doesNotMatch(envOf(b, n).ETCD_INITIAL_CLUSTER!, /etcd4/);
   });
 
+  it('a long wait at the approval gate with monitoring verdicts coming in: the run continues as new there, the next run adds the rest; no history grows long', async () => {
+    const b = await freshBed();
+    const before = b.etcdProcesses();
+    const limit = 150;
+    const op = await stack.steward.startScaleOut({ spec: b.spec, add: newMembers(b), policy: { approval: 'each-batch', continueAsNewAfterEvents: limit } });
+    const firstRun = (await op.handle.describe()).runId;
+    const waitingFor = (batch: string) => waitFor(`approval of ${batch}`, async () => (await op.status()).waitingFor.some((w) => w.startsWith(`approval of ${batch}`)));
+    await waitingFor('batch 1 (etcd4)');
+    await op.approve({ by: 'test' });
+    await waitingFor('batch 2 (etcd5)');
+    const mid = b.etcdProcesses(); // etcd4 runs now
+    // A monitoring system reporting every few seconds through a long wait: here, quickly, until the run hands over.
+    let verdicts = 0;
+    await waitFor('the run to continue as new', async () => {
+      for (let i = 0; i < 10; i++, verdicts++) await op.reportQuorum({ healthy: true, source: 'test-monitoring', reason: `verdict ${verdicts}` });
+      return (await op.handle.describe()).runId !== firstRun;
+    });
+    const first = await op.handle.client.getHandle(op.handle.workflowId, firstRun).fetchHistory();
+    const firstEvents = first.events ?? [];
+    assert.ok(firstEvents.at(-1)?.workflowExecutionContinuedAsNewEventAttributes, 'the first run ended by continuing as new');
+    assert.ok(firstEvents.length >= limit && firstEvents.length < limit + 60, `the first run handed over at ${firstEvents.length} events (limit ${limit}) after ${verdicts} verdicts`);
+
+    // The next run: etcd4 carried as added, batch 2 still waiting for its own approval.
+    await waitingFor('batch 2 (etcd5)');
+    const carried = await op.status();
+    assert.equal(carried.members.find((m) => m.name === 'etcd4')?.state, 'added');
+    assert.ok(carried.events.some((e) => e.message === 'batch 1 approved by test'), 'events carried over');
+    assert.ok(carried.events.some((e) => e.message.startsWith('run 2 of this operation')), carried.events.map((e) => e.message).join('\n'));
+    assert.equal((await b.observe()).members.length, 4, 'nothing added while waiting');
+    await op.approve({ by: 'test' });
+    const result = await op.result();
+    assert.equal(result.outcome, 'completed');
+    assert.deepEqual(result.added, NEW);
+    assert.deepEqual(Object.keys(result.catchUpMs).sort(), NEW);
+    const o = await b.observe();
+    assert.deepEqual(o.problems, []);
+    assert.equal(o.voters, 5);
+    const afterProcs = b.etcdProcesses();
+    for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.deepEqual(afterProcs[n], before[n], `${n} was restarted`);
+    assert.deepEqual(afterProcs.etcd4, mid.etcd4, 'etcd4 (added by the first run) was restarted');
+    const last = await op.handle.fetchHistory();
+    assert.ok((last.events ?? []).length < limit, `the last run has ${(last.events ?? []).length} events`);
+    await recordHistory(op.handle, 'scaleOut-continue-as-new-run-1', stack.temporal.address, firstRun);
+    await recordHistory(op.handle, 'scaleOut-continue-as-new-run-2', stack.temporal.address);
+  });
+
   it('bad input fails before any change, naming the problem', async () => {
     const b = bed; // healthy 3-member cluster from the previous test
     const { SpecError } = await import('../spec/cluster');

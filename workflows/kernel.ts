@@ -11,17 +11,23 @@
  * - a compensation stack, saga style: the step that makes a change registers its undo, the step
  *   that commits it clears it; on abort or failure the pending undos run, newest first;
  * - one way to end: completed, aborted (compensation done), or failed — and a compensation that
- *   fails never hides the failure that caused it.
+ *   fails never hides the failure that caused it;
+ * - a short history however long it waits: at a gate, with nothing to undo, a run whose history
+ *   has grown long (monitoring verdicts every few seconds through a weekend's wait for approval)
+ *   continues as new, handing the next run its progress (KernelCarry plus the operation's own).
  */
 import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ContinueAsNew,
+  allHandlersFinished,
   condition,
   isCancellation,
   log,
   setCurrentDetails,
   setHandler,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityProfiles } from './profiles';
 import { FailureType, innermostMessage } from '../common/errors';
@@ -60,13 +66,36 @@ export const causeOf = (err: unknown): string => innermostMessage(err, (e) => e 
 
 export type Outcome = 'completed' | 'aborted' | 'failed';
 
+/** A run continues as new at a gate once its history has this many events (or the server suggests it). */
+export const DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 10_000;
+
+/** What one run hands the next when it continues as new (see OperationKernel.gate). */
+export interface KernelCarry {
+  /** Runs before the next one. */
+  runs: number;
+  events: OperationStatus['events'];
+  warnings: string[];
+  monitoring: QuorumVerdict | null;
+  paused: PauseArgs | null;
+  /** Batches approved so far (0-based). */
+  approvals: number[];
+  memberStates: [string, MemberState][];
+}
+
 export interface KernelOptions {
   operation: OperationType;
   cluster: string;
-  policy: { approval: ApprovalPolicy; gateTimeout: number; maxIndexSpread: number };
+  policy: { approval: ApprovalPolicy; gateTimeout: number; maxIndexSpread: number; continueAsNewAfterEvents?: number };
   /** Every member the status shows, with its state at the start. */
   members: ReadonlyArray<readonly [string, MemberState]>;
   observe: ActivityProfiles['observe'];
+  /** What the previous run handed over, when this run continues an operation. */
+  carried?: KernelCarry;
+  /**
+   * Continues the operation as a new run from the gate of `batch` (the operation adds its own
+   * progress to `carry` and calls the SDK's continueAsNew). Without it a run never continues as new.
+   */
+  continueAsNew?: (carry: KernelCarry, batch: number) => Promise<never>;
 }
 
 export interface GateSpec<T> {
@@ -109,7 +138,9 @@ export class OperationKernel {
   private undos: Undo[] = [];
 
   constructor(private readonly opts: KernelOptions) {
-    this.memberStates = new Map(opts.members.map(([n, st]) => [n, st]));
+    const carried = opts.carried;
+    this.memberStates = new Map(carried ? carried.memberStates : opts.members.map(([n, st]) => [n, st]));
+    this.approvals = new Set(carried?.approvals ?? []);
     this.status = {
       operation: opts.operation,
       cluster: opts.cluster,
@@ -118,13 +149,14 @@ export class OperationKernel {
       plan: null,
       members: [],
       waitingFor: [],
-      paused: null,
+      paused: carried?.paused ?? null,
       abort: null,
-      monitoring: null,
-      warnings: [],
-      events: [],
+      monitoring: carried?.monitoring ?? null,
+      warnings: [...(carried?.warnings ?? [])],
+      events: [...(carried?.events ?? [])],
     };
     this.registerHandlers();
+    if (carried) this.event(`run ${carried.runs + 1} of this operation: carried on from the previous run (continued as new to keep the history short)`);
   }
 
   // ---- status -------------------------------------------------------------------------------
@@ -326,10 +358,11 @@ export class OperationKernel {
     let approved = !g.needApproval;
     for (;;) {
       this.checkAbort();
+      if (this.historyLong()) await this.continueAsNew(g.batch);
       if (s.paused) {
         s.waitingFor = [`resume (paused${s.paused.by ? ` by ${s.paused.by}` : ''}${s.paused.reason ? `: ${s.paused.reason}` : ''})`];
         this.publish();
-        await condition(() => !s.paused || s.abort !== null);
+        await condition(() => !s.paused || s.abort !== null || this.historyLong());
         deadline = Date.now() + gateTimeout; // time paused does not count against the health deadline
         continue;
       }
@@ -348,7 +381,7 @@ export class OperationKernel {
         this.waitingApproval = { batch: g.batch, members: label.split(', ') };
         s.waitingFor = [`approval of batch ${g.batch + 1} (${label}): send "approve" (signal or update)`];
         this.event(`gate: cluster healthy; waiting for approval of batch ${g.batch + 1}`);
-        await condition(() => this.approvals.has(g.batch) || s.abort !== null || s.paused !== null);
+        await condition(() => this.approvals.has(g.batch) || s.abort !== null || s.paused !== null || this.historyLong());
         if (this.approvals.has(g.batch)) {
           approved = true;
           this.waitingApproval = null;
@@ -365,9 +398,38 @@ export class OperationKernel {
       s.waitingFor = blockers;
       this.publish();
       const seen = s.monitoring?.healthy;
-      await condition(() => s.abort !== null || s.paused !== null || s.monitoring?.healthy !== seen, delay);
+      await condition(() => s.abort !== null || s.paused !== null || s.monitoring?.healthy !== seen || this.historyLong(), delay);
       delay = Math.min(delay * 2, 10_000);
     }
+  }
+
+  /**
+   * The history of this run has grown long (continueAsNewAfterEvents, or the server suggests
+   * continuing as new) and there is nothing to undo, so the operation may go on in a new run.
+   */
+  private historyLong(): boolean {
+    if (!this.opts.continueAsNew || this.undos.some((u) => u.what)) return false;
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength >= (this.opts.policy.continueAsNewAfterEvents ?? DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS);
+  }
+
+  /** Hands the operation to a new run at the gate of `batch` (messages being handled finish first). */
+  private async continueAsNew(batch: number): Promise<never> {
+    const info = workflowInfo();
+    this.event(`continuing as new at the gate of batch ${batch + 1}: this run's history has ${info.historyLength} events (${Math.round(info.historySize / 1024)} KB)`);
+    await condition(allHandlersFinished);
+    return this.opts.continueAsNew!(
+      {
+        runs: (this.opts.carried?.runs ?? 0) + 1,
+        events: [...this.status.events],
+        warnings: [...this.status.warnings],
+        monitoring: this.status.monitoring,
+        paused: this.status.paused,
+        approvals: [...this.approvals],
+        memberStates: [...this.memberStates],
+      },
+      batch,
+    );
   }
 
   // ---- compensation -------------------------------------------------------------------------
@@ -417,6 +479,7 @@ export class OperationKernel {
     try {
       return await body();
     } catch (err) {
+      if (err instanceof ContinueAsNew) throw err; // not an end: the next run goes on
       s.waitingFor = [];
       this.waitingApproval = null;
       const cancelled = isCancellation(err) && !(err instanceof AbortRequested);

@@ -11,7 +11,7 @@
  * kernel's compensation stack: put the old values back and start it, so a change that keeps etcd
  * from starting leaves no member down. An abort is honoured at the next gate: every member runs.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, continueAsNew } from '@temporalio/workflow';
 import { FailureType } from '../common/errors';
 import { gateBlockers } from '../common/gate';
 import { type RestartBatch, planRestartBatch, projectRestartPlan } from '../common/restartPlan';
@@ -64,25 +64,37 @@ export function inverseChange(change: EnvChange, previous: Record<string, string
 const endpoints = (members: Member[]) => members.flatMap((m) => m.clientURLs);
 
 export async function rollingRestart(input: RollingRestartInput): Promise<RollingRestartResult> {
-  const { spec, policy, change } = input;
+  const { spec, policy, change, continued } = input;
   const act = activityProfiles(policy);
   const { awaitMemberReady } = act.longWait(policy.readyTimeout);
+
+  // Progress, carried over when an earlier run continued as new.
+  const restarted: RestartRecord[] = [...(continued?.restarted ?? [])];
+  const remaining = input.members.filter((n) => !restarted.some((r) => r.member === n));
+  const leaderMoves: { from: string; to: string }[] = [...(continued?.leaderMoves ?? [])];
+  let largestBatch = continued?.largestBatch ?? 0;
+
   const k = new OperationKernel({
     operation: 'rollingRestart',
     cluster: spec.name,
     policy,
     members: spec.members.map((m) => [m.name, input.members.includes(m.name) ? 'pending' : 'voter'] as const),
     observe: act.observe,
+    ...(continued ? { carried: continued.kernel } : {}),
+    continueAsNew: (kernel, nextBatch) =>
+      continueAsNew<typeof rollingRestart>({
+        spec,
+        members: input.members,
+        reason: input.reason,
+        policy,
+        ...(change ? { change } : {}),
+        continued: { kernel, restarted: [...restarted], leaderMoves: [...leaderMoves], largestBatch, nextBatch },
+      }),
   });
   const status = k.status;
   const names = spec.members.map((m) => m.name);
   const byName = (n: string): Member => spec.members.find((m) => m.name === n)!;
   const changedKeys = change ? [...Object.keys(change.set), ...change.unset] : [];
-
-  const remaining = [...input.members];
-  const restarted: RestartRecord[] = [];
-  const leaderMoves: { from: string; to: string }[] = [];
-  let largestBatch = 0;
   /** Members whose failed restart was undone (old values back, started again). */
   const putBack: string[] = [];
 
@@ -152,11 +164,11 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
       const describeChange = change
         ? `; change: ${[...Object.entries(change.set).map(([x, v]) => `${x}=${v}`), ...change.unset.map((x) => `unset ${x}`)].join(', ')}`
         : '';
-      k.event(`rolling restart of ${spec.name} (${input.members.join(', ')}): ${input.reason}; at most ${policy.maxUnavailable} down at once, approval ${policy.approval}${describeChange}`);
-      const plan = await act.preflight.preflightRollingRestart(input);
-      for (const w of plan.warnings) k.warn(w);
+      if (!continued) k.event(`rolling restart of ${spec.name} (${input.members.join(', ')}): ${input.reason}; at most ${policy.maxUnavailable} down at once, approval ${policy.approval}${describeChange}`);
+      const plan = await act.preflight.preflightRollingRestart({ spec, members: input.members, reason: input.reason, policy, ...(change ? { change } : {}) });
+      for (const w of plan.warnings.filter((x) => !status.warnings.includes(x))) k.warn(w);
 
-      for (let i = 0; remaining.length > 0; i++) {
+      for (let i = continued?.nextBatch ?? 0; remaining.length > 0; i++) {
         const needApproval = policy.approval === 'each-batch' || (policy.approval === 'first-batch' && i === 0);
         status.batch = { index: i, of: i + Math.max(1, status.plan?.batches.length ?? 1), member: remaining.join(', '), members: [...remaining] }; // until the gate decides
         const { value: batch } = await k.interruptible(() =>

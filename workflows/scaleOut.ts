@@ -9,7 +9,7 @@
  * other members' env files. A promoted member is kept. Every member's
  * env file tells the truth at the end.
  */
-import { patched } from '@temporalio/workflow';
+import { continueAsNew, patched } from '@temporalio/workflow';
 import { FailureType } from '../common/errors';
 import { gateBlockers } from '../common/gate';
 import type { ScaleOutPlan } from '../activities/preflight';
@@ -41,27 +41,31 @@ const CERTS_UP_FRONT = 'scaleOut-certs-up-front';
 const NO_FINAL_SYNC = 'scaleOut-no-final-sync';
 
 export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
-  const { spec, add, policy } = input;
+  const { spec, add, policy, continued } = input;
   const act = activityProfiles(policy);
   const { awaitCatchUp } = act.longWait(policy.catchUpTimeout);
+
+  // Progress, carried over when an earlier run continued as new.
+  const added: string[] = [...(continued?.added ?? [])];
+  const voters: Member[] = [...spec.members, ...add.filter((m) => added.includes(m.name))];
+  const rolledBack: string[] = [];
+  const catchUpMs: Record<string, number> = { ...continued?.catchUpMs };
+  /** New members whose certificate is in place. */
+  const certified = new Set<string>(continued?.certified ?? []);
+
   const k = new OperationKernel({
     operation: 'scaleOut',
     cluster: spec.name,
     policy,
     members: [...spec.members.map((m) => [m.name, 'voter'] as const), ...add.map((m) => [m.name, 'planned'] as const)],
     observe: act.observe,
+    ...(continued ? { carried: continued.kernel } : {}),
+    continueAsNew: (kernel) => continueAsNew<typeof scaleOut>({ spec, add, policy, continued: { kernel, added: [...added], catchUpMs: { ...catchUpMs }, certified: [...certified] } }),
   });
   const status = k.status;
-
-  const voters: Member[] = [...spec.members];
-  const added: string[] = [];
-  const rolledBack: string[] = [];
-  const catchUpMs: Record<string, number> = {};
   const currentSpec = (): ClusterSpec => ({ ...spec, members: [...voters] });
   /** Set once preflight has matched the live membership to the spec: from then on `voters` is known to be true. */
   let membershipVerified = false;
-  /** New members whose certificate is in place. */
-  const certified = new Set<string>();
   const needsApproval = (i: number) => policy.approval === 'each-batch' || (policy.approval === 'first-batch' && i === 0);
 
   /** The undo of a join: learner removed, service stopped, data dir emptied, env files restored. */
@@ -94,15 +98,16 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
 
   return k.run(
     async () => {
-      k.event(`scale-out of ${spec.name}: ${spec.members.length} → ${spec.members.length + add.length} members (adding ${add.map((m) => m.name).join(', ')}), approval ${policy.approval}`);
-      const plan: ScaleOutPlan = await act.preflight.preflightScaleOut(input);
+      if (!continued) k.event(`scale-out of ${spec.name}: ${spec.members.length} → ${spec.members.length + add.length} members (adding ${add.map((m) => m.name).join(', ')}), approval ${policy.approval}`);
+      // A run that carries on from an earlier one checks the membership as it is now.
+      const plan: ScaleOutPlan = await act.preflight.preflightScaleOut({ spec: currentSpec(), add: add.filter((m) => !added.includes(m.name)), policy });
       membershipVerified = true;
-      status.plan = { from: plan.from, to: plan.to, batches: plan.batches.map((b) => b.member) };
-      status.warnings.push(...plan.warnings);
-      for (const w of plan.warnings) k.event(`warning: ${w}`);
+      status.plan = { from: spec.members.length, to: spec.members.length + add.length, batches: add.map((m) => m.name) };
+      for (const w of plan.warnings.filter((x) => !status.warnings.includes(x))) k.warn(w);
       if (plan.adoptedLearners.length) k.event(`reusing learner(s) left by an earlier attempt: ${plan.adoptedLearners.join(', ')}`);
 
       for (const [i, m] of add.entries()) {
+        if (added.includes(m.name)) continue; // added by an earlier run
         status.batch = { index: i, of: add.length, member: m.name };
         const needApproval = needsApproval(i);
         const names = voters.map((v) => v.name);
