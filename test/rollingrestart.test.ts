@@ -51,7 +51,7 @@ describe('rollingRestart', () => {
   };
 
   /** The checks every completed rolling restart must pass; returns the result. */
-  async function restartAndCheck(b: Bed, opts: { maxUnavailable: number; bound: number; down?: string; record?: string }): Promise<RollingRestartResult> {
+  async function restartAndCheck(b: Bed, opts: { maxUnavailable: number; bound: number; down?: string; record?: string; verdictEveryMs?: number }): Promise<RollingRestartResult & { verdictsSent: number }> {
     const names = b.spec.members.map((m) => m.name);
     const pidsBefore = Object.fromEntries(names.map((n) => [n, b.etcdPid(n)]));
     for (const n of names) if (n !== opts.down) assert.ok(pidsBefore[n] !== null, `${n} has no pid before the restart: nothing to compare`);
@@ -61,10 +61,23 @@ describe('rollingRestart', () => {
     const t0 = Date.now();
     let result: RollingRestartResult;
     let op: Operation<RollingRestartResult>;
+    let verdictsSent = 0;
+    let done = false;
     try {
       op = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: rolling restart', policy: { maxUnavailable: opts.maxUnavailable } });
-      result = await op.result();
+      // A monitoring system's verdicts, as they would arrive all along (healthy: they must not hold anything up).
+      const verdicts = opts.verdictEveryMs
+        ? (async () => {
+            for (; !done; verdictsSent++) {
+              await op.reportQuorum({ healthy: true, source: 'test-monitoring', reason: `verdict ${verdictsSent}` }).catch(() => undefined);
+              await new Promise((r) => setTimeout(r, opts.verdictEveryMs));
+            }
+          })()
+        : Promise.resolve();
+      result = await op.result().finally(() => (done = true));
+      await verdicts;
     } finally {
+      done = true;
       await live.stop();
     }
     if (opts.record) await recordHistory(op.handle, opts.record, stack.temporal.address);
@@ -100,7 +113,7 @@ describe('rollingRestart', () => {
     const o = await b.observe();
     assert.deepEqual(o.problems, []);
     assert.equal(o.voters, names.length);
-    return result;
+    return { ...result, verdictsSent };
   }
 
   it('3 members: one at a time, the leader last after MoveLeader, every pid changed', async () => {
@@ -118,6 +131,20 @@ describe('rollingRestart', () => {
     const b = await freshBed(5);
     const r = await restartAndCheck(b, { maxUnavailable: 2, bound: 2 });
     assert.equal(r.largestBatch, 2);
+  });
+
+  it('7 members, maxUnavailable 3, a monitoring verdict every 250 ms: at most 3 down, and the history stays small', async (t) => {
+    const b = await freshBed(7);
+    const r = await restartAndCheck(b, { maxUnavailable: 3, bound: 3, verdictEveryMs: 250 });
+    assert.equal(r.largestBatch, 3);
+    assert.ok(r.verdictsSent >= 20, `only ${r.verdictsSent} verdicts were sent: too few to weigh`);
+    const history = await stack.steward.operation('bed').handle.fetchHistory();
+    const events = history.events?.length ?? 0;
+    const bytes = Buffer.byteLength(JSON.stringify(history));
+    t.diagnostic(`7-member rolling restart: ${events} events, ${Math.round(bytes / 1024)} KB as JSON (${Math.round(events / 7)} events, ${Math.round(bytes / 1024 / 7)} KB per member) with ${r.verdictsSent} monitoring verdicts`);
+    // Temporal refuses a history past 50k events or 50 MB; one operation must stay far below.
+    assert.ok(events < 2_000, `${events} events`);
+    assert.ok(bytes < 2 * 1024 * 1024, `${bytes} bytes`);
   });
 
   it('5 members with one already stopped: it is restarted first, and the cluster never drops below quorum', async () => {
