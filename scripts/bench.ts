@@ -451,7 +451,7 @@ const OVERHEAD_DEFINITION = [
   '  operation time  steward: WorkflowExecutionStarted → WorkflowExecutionCompleted (history); floor: its whole run',
   '  etcd’s time     Σ over new members of',
   '                  catch-up: the learner loading the data and reaching the leader’s applied index',
-  '                    (steward: awaitCatchUp ActivityTaskStarted → Completed, sampled every 250 ms;',
+  '                    (steward: awaitCatchUp ActivityTaskStarted → Completed, sampled every 100 ms;',
   '                     floor: start returned → 2nd in-sync sample, sampled every 100 ms), and',
   '                  strict-reconfig window: etcd refuses a membership change until every voter has been',
   '                    connected for 5 s; the part of a join before (previous new member\'s start returned + 5 s)',
