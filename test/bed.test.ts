@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { etcdClient } from '../activities/etcd';
+import { etcdClient, observeCluster } from '../activities/etcd';
 import { SshError, sshExec, sshRun } from '../activities/ssh';
 import { Bed } from '../testbed';
 import { isOurs } from '../testbed/procs';
@@ -134,3 +134,45 @@ describe('test bed teardown', () => {
     assert.equal(existsSync(bed.dir), false);
   });
 });
+
+describe('test beds sharing one worker identity (secretsFrom)', () => {
+  it('one SSH key and one etcd client certificate reach both clusters; each keeps its members and its CA on host 1', async () => {
+    const { existsSync, mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const root = mkdtempSync(join(tmpdir(), 'etcd-steward-shared-'));
+    const secrets = join(root, 'worker');
+    const beds: Bed[] = [];
+    try {
+      const made = await Bed.sharedSecrets(secrets);
+      const again = await Bed.sharedSecrets(secrets); // made once, reused after
+      assert.deepEqual(again, made);
+      for (const i of [1, 2]) beds.push(await Bed.up({ hosts: 2, members: 1, net: `127.10.${20 + i}`, dir: join(root, `bed${i}`), name: `shared-${i}`, secretsFrom: secrets }));
+      const [a, b] = beds as [Bed, Bed];
+      assert.equal(a.spec.name, 'shared-1');
+      assert.deepEqual(a.secretFiles, b.secretFiles);
+      assert.equal(a.secretFiles.sshKey, join(secrets, 'id_ed25519'));
+      for (const bed of beds) {
+        // the shared identity logs in to every host and passes etcd's client-cert auth
+        for (const h of bed.hosts) assert.equal((await sshExec(h.ssh, a.sshIdentity, 'true')).code, 0);
+        const o = await observeWith(bed, a);
+        assert.equal(o.healthy, true, o.problems.join('; '));
+        // the CA (certificate and key) on host 1 is the shared one; the member's own certificate is signed by it
+        const caDir = bed.spec.layout.certDir.replace('{name}', 'etcd1');
+        assert.deepEqual(readFileSync(join(caDir, 'ca-key.pem')), readFileSync(made.caKey));
+        assert.equal(existsSync(join(bed.spec.layout.certDir.replace('{name}', 'etcd2'), 'ca-key.pem')), false);
+        await sshRun(bed.host('etcd1').ssh, a.sshIdentity, `openssl verify -CAfile ${made.caCert} ${caDir}/member-etcd1.pem`);
+      }
+      await b.down();
+      assert.equal(existsSync(secrets), true, "a bed's down() leaves the shared secrets");
+    } finally {
+      for (const bed of beds) await bed.down();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+/** `bed`'s cluster observed with `other`'s etcd credentials. */
+function observeWith(bed: Bed, other: Bed) {
+  return observeCluster(other.etcdCredentials, { endpoints: bed.endpoints });
+}

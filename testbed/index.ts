@@ -9,6 +9,11 @@
  * Kubespray keeps it on the first etcd host. The worker's secrets (SSH identity, etcd client
  * certificate) live in `worker/`.
  *
+ * Several beds can share one worker identity (`secretsFrom`: one worker serving many clusters):
+ * the SSH key pair, the etcd CA and the worker's client certificate are made once in a directory
+ * of their own (`Bed.sharedSecrets`); each bed then authorizes that key, puts that CA (ca.pem,
+ * ca-key.pem) on its host 1 as before, and signs its own members' certificates with it.
+ *
  * Processes are recorded by pid: `down()` stops exactly those; `up()` first cleans a bed of
  * the same directory left behind by a killed run.
  */
@@ -35,6 +40,15 @@ export interface BedOptions {
   sshPort?: number;
   /** Extra ETCD_* variables for every member (e.g. heartbeat tuning). */
   etcdEnv?: Record<string, string>;
+  /** The cluster's name in its spec (and so its operations' workflow id); default "bed". */
+  name?: string;
+  /**
+   * A directory holding a worker identity several beds share (see `Bed.sharedSecrets`, which
+   * makes it there the first time): this bed authorizes its SSH key and uses its CA and client
+   * certificate instead of making its own. Kept outside the bed's directory; `down()` leaves it.
+   * Default: the bed makes its own in `<dir>/worker`.
+   */
+  secretsFrom?: string;
   log?: (line: string) => void;
 }
 
@@ -81,11 +95,14 @@ export class Bed {
     mkdirSync(dir, { recursive: true });
     const user = userInfo().username;
 
-    // The worker's SSH identity, and the supervisor every host's service commands call.
-    const workerDir = join(dir, 'worker');
-    mkdirSync(workerDir, { recursive: true, mode: 0o700 });
+    // The worker's SSH identity (its own, or the shared one), and the supervisor every host's service commands call.
+    const shared = opts.secretsFrom ? await Bed.sharedSecrets(opts.secretsFrom) : undefined;
+    const workerDir = shared?.dir ?? join(dir, 'worker');
     const sshKey = join(workerDir, 'id_ed25519');
-    await bash(`ssh-keygen -q -t ed25519 -N '' -C etcd-steward-worker -f '${sshKey}'`);
+    if (!shared) {
+      mkdirSync(workerDir, { recursive: true, mode: 0o700 });
+      await bash(`ssh-keygen -q -t ed25519 -N '' -C etcd-steward-worker -f '${sshKey}'`);
+    }
     const workerPub = readFileSync(`${sshKey}.pub`, 'utf8');
     mkdirSync(join(dir, 'bin'), { recursive: true });
     const supervisor = join(dir, 'bin', 'etcd-service');
@@ -136,7 +153,7 @@ export class Bed {
     // The layout: Kubespray's, each path under the host's own tree.
     const hostRoot = join(dir, 'hosts', '{name}');
     const spec = parseClusterSpec({
-      name: 'bed',
+      name: opts.name ?? 'bed',
       members: hosts.slice(0, nMembers).map((h) => Bed.memberInput(h)),
       layout: {
         envFile: `${hostRoot}/etc/etcd.env`,
@@ -155,9 +172,16 @@ export class Bed {
       ca: { host: 'etcd1' },
     });
 
-    // The CA on host 1, then each initial member's key (made in its own tree) and certificate.
+    // The CA on host 1 (made there, or the shared one copied there), then each initial member's key (made in its own tree) and certificate.
     const caDir = expand(spec.ca.dir, spec.ca.host);
-    await bash(makeCaScript(caDir));
+    if (shared) {
+      mkdirSync(caDir, { recursive: true });
+      copyFileSync(shared.caCert, join(caDir, 'ca.pem'));
+      copyFileSync(shared.caKey, join(caDir, 'ca-key.pem'));
+      chmodSync(join(caDir, 'ca-key.pem'), 0o600);
+    } else {
+      await bash(makeCaScript(caDir));
+    }
     for (const h of hosts) copyFileSync(join(caDir, 'ca.pem'), join(memberPaths(spec, h.name).caCert));
     const members = spec.members;
     for (const m of members) {
@@ -166,13 +190,11 @@ export class Bed {
       const cert = await bash(signCsrScript(caDir, memberSans(m)), csr);
       await bash(atomicWriteScript(p.cert), cert);
     }
-    // The worker's etcd client certificate (clientAuth), kept with its other secrets.
+    // The worker's etcd client certificate (clientAuth), kept with its other secrets (the shared one was made with them).
     const etcdKey = join(workerDir, 'etcd-client-key.pem');
     const etcdCert = join(workerDir, 'etcd-client.pem');
     const etcdCa = join(workerDir, 'etcd-ca.pem');
-    const clientCsr = await bash(keyAndCsrScript(etcdKey, 'etcd-steward'));
-    writeFileSync(etcdCert, await bash(signCsrScript(caDir, ['DNS:etcd-steward']), clientCsr));
-    copyFileSync(join(caDir, 'ca.pem'), etcdCa);
+    if (!shared) await makeClientCert(caDir, workerDir);
 
     const bed = new Bed(
       dir,
@@ -193,6 +215,27 @@ export class Bed {
     const health = await bed.waitHealthy(60_000);
     log(`etcd cluster up: ${health.voters} voting members, leader ${health.statuses.find((s) => s.id === health.leaderId)?.name}`);
     return bed;
+  }
+
+  /**
+   * A worker identity for several beds, in `dir` (made there the first time, reused after): the
+   * SSH key pair (id_ed25519), an etcd CA (ca.pem, ca-key.pem: each bed copies both to its host 1,
+   * where Kubespray keeps them) and the worker's etcd client certificate signed by it
+   * (etcd-client.pem, etcd-client-key.pem, etcd-ca.pem). Make it once before bringing beds up in
+   * parallel: two first calls at once would both make it.
+   */
+  static async sharedSecrets(dir: string): Promise<{ dir: string; caCert: string; caKey: string }> {
+    const d = resolve(dir);
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    const sshKey = join(d, 'id_ed25519');
+    if (!existsSync(sshKey) || !existsSync(`${sshKey}.pub`)) {
+      rmSync(sshKey, { force: true });
+      rmSync(`${sshKey}.pub`, { force: true });
+      await bash(`ssh-keygen -q -t ed25519 -N '' -C etcd-steward-worker -f '${sshKey}'`);
+    }
+    await bash(makeCaScript(d, 'etcd-steward shared test CA')); // makes nothing when ca-key.pem is there
+    if (!['etcd-client.pem', 'etcd-client-key.pem', 'etcd-ca.pem'].every((f) => existsSync(join(d, f)))) await makeClientCert(d, d);
+    return { dir: d, caCert: join(d, 'ca.pem'), caKey: join(d, 'ca-key.pem') };
   }
 
   /** The spec entry for host `h` (a member, or a host that can become one). */
@@ -316,6 +359,13 @@ export class Bed {
     await stopProcesses(procs.filter((p) => !p.what.startsWith('etcd') && !p.what.startsWith('sshd of')));
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The worker's etcd client certificate (clientAuth) signed by the CA in `caDir`, written to `workerDir` with a copy of ca.pem. */
+async function makeClientCert(caDir: string, workerDir: string): Promise<void> {
+  const csr = await bash(keyAndCsrScript(join(workerDir, 'etcd-client-key.pem'), 'etcd-steward'));
+  writeFileSync(join(workerDir, 'etcd-client.pem'), await bash(signCsrScript(caDir, ['DNS:etcd-steward']), csr));
+  copyFileSync(join(caDir, 'ca.pem'), join(workerDir, 'etcd-ca.pem'));
 }
 
 /** Stops sshd listeners and then the sessions they had forked (each one connection, e.g. the worker's pooled ones). */

@@ -12,6 +12,33 @@ import { DEFAULT_TASK_QUEUE } from '../common/ids';
 
 export { DEFAULT_TASK_QUEUE } from '../common/ids';
 
+/**
+ * An optional whole number from the environment (unset or empty: the SDK's default), at least
+ * `min` (or exactly 0 when `zero` says what 0 means). The message says what the variable is for;
+ * formatIssues puts its name in front.
+ */
+const limit = (what: string, min: number, zero?: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
+    .refine((v) => v === undefined || (/^\d+$/.test(v) && (Number(v) >= min || (zero !== undefined && Number(v) === 0))), {
+      error: (i) => `is "${String(i.input)}": must be a whole number ≥ ${min}${zero ? ` (or 0: ${zero})` : ''}, ${what}`,
+    })
+    .transform((v) => (v === undefined ? undefined : Number(v)));
+
+/**
+ * The worker's concurrency limits, each optional: unset means the Temporal TypeScript SDK's own
+ * default (1.24: `maxConcurrentActivityTaskExecutions` 100, `maxConcurrentWorkflowTaskExecutions`
+ * 40, `maxCachedWorkflows` max(10, ⌊(V8 heap limit in MiB − 200) × 600 / 1024⌋), about 2,300 with
+ * Node's default heap limit of ~4 GiB on a 64-bit machine).
+ */
+export const WORKER_LIMIT_DEFAULTS = {
+  maxConcurrentActivityTaskExecutions: 100,
+  maxConcurrentWorkflowTaskExecutions: 40,
+  maxCachedWorkflows: 'max(10, ⌊(V8 heap limit MiB − 200) × 600 / 1024⌋)',
+} as const;
+
 const schema = z.object({
   STEWARD_TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
   STEWARD_NAMESPACE: z.string().min(1).default('default'),
@@ -22,6 +49,19 @@ const schema = z.object({
   STEWARD_ETCD_KEY: z.string({ error: "is not set: the path of that client certificate's private key" }).min(1),
   /** Optional: a workflow bundle made ahead of time with `npm run bundle`; without it the worker bundles workflows/ at start. */
   STEWARD_WORKFLOW_BUNDLE: z.string().min(1).optional(),
+  /** Optional: activities running at once in this worker (maxConcurrentActivityTaskExecutions; SDK default 100). */
+  STEWARD_MAX_CONCURRENT_ACTIVITIES: limit('the activities this worker runs at once (unset: 100)', 1),
+  /** Optional: workflow tasks processed at once (maxConcurrentWorkflowTaskExecutions; SDK default 40, at most STEWARD_MAX_CACHED_WORKFLOWS). */
+  STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS: limit('the workflow tasks this worker processes at once (unset: 40)', 2),
+  /** Optional: workflows kept in this worker's cache between tasks (maxCachedWorkflows; SDK default from the V8 heap size). */
+  STEWARD_MAX_CACHED_WORKFLOWS: limit('the workflows this worker keeps cached between tasks (unset: from the heap size, ~2,300 with a 4 GiB heap)', 2, 'no cache'),
+}).superRefine((c, ctx) => {
+  // The SDK would lower the task limit to the cache size with only a log line; say it here instead.
+  const tasks = c.STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS;
+  const cached = c.STEWARD_MAX_CACHED_WORKFLOWS;
+  if (tasks !== undefined && cached !== undefined && cached > 0 && tasks > cached) {
+    ctx.addIssue({ code: 'custom', path: ['STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS'], message: `is ${tasks}: must not exceed STEWARD_MAX_CACHED_WORKFLOWS (${cached}) while the cache is on` });
+  }
 });
 
 export interface WorkerConfig {
@@ -30,6 +70,14 @@ export interface WorkerConfig {
   taskQueue: string;
   files: { sshKey: string; etcdCa: string; etcdCert: string; etcdKey: string };
   workflowBundle?: string;
+  /** Worker limits set in the environment; absent ones take the SDK's defaults (WORKER_LIMIT_DEFAULTS). */
+  limits: WorkerLimits;
+}
+
+export interface WorkerLimits {
+  maxConcurrentActivityTaskExecutions?: number;
+  maxConcurrentWorkflowTaskExecutions?: number;
+  maxCachedWorkflows?: number;
 }
 
 export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -42,6 +90,11 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
     taskQueue: c.STEWARD_TASK_QUEUE,
     files: { sshKey: c.STEWARD_SSH_KEY, etcdCa: c.STEWARD_ETCD_CA, etcdCert: c.STEWARD_ETCD_CERT, etcdKey: c.STEWARD_ETCD_KEY },
     ...(c.STEWARD_WORKFLOW_BUNDLE ? { workflowBundle: c.STEWARD_WORKFLOW_BUNDLE } : {}),
+    limits: {
+      ...(c.STEWARD_MAX_CONCURRENT_ACTIVITIES !== undefined ? { maxConcurrentActivityTaskExecutions: c.STEWARD_MAX_CONCURRENT_ACTIVITIES } : {}),
+      ...(c.STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS !== undefined ? { maxConcurrentWorkflowTaskExecutions: c.STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS } : {}),
+      ...(c.STEWARD_MAX_CACHED_WORKFLOWS !== undefined ? { maxCachedWorkflows: c.STEWARD_MAX_CACHED_WORKFLOWS } : {}),
+    },
   };
 }
 

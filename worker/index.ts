@@ -4,6 +4,7 @@
  */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps, type ActivityWrapper } from '../activities';
+import type { WorkerLimits } from './config';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
@@ -16,6 +17,8 @@ export interface CreateWorkerOptions {
   around?: ActivityWrapper;
   /** A prebuilt bundle (tests build one and share it); otherwise workflows/ is bundled now. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Concurrency limits (worker/config.ts, from STEWARD_MAX_*); absent ones take the SDK's defaults. */
+  limits?: WorkerLimits;
 }
 
 export function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
@@ -25,5 +28,6 @@ export function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(opts.deps, opts.around),
+    ...opts.limits,
   });
 }

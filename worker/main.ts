@@ -3,7 +3,7 @@
  * environment (see worker/config.ts and the README).
  */
 import { NativeConnection } from '@temporalio/worker';
-import { closeSshPool } from '../activities/ssh';
+import { closeSshPool, sshPoolStats } from '../activities/ssh';
 import { loadSecrets, workerConfigFromEnv } from './config';
 import { holdAround, parseFaultHold } from './fault-injection';
 import { createWorker } from './index';
@@ -21,11 +21,19 @@ async function main(): Promise<void> {
       taskQueue: config.taskQueue,
       deps,
       around: holdAround(hold),
+      limits: config.limits,
       ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
     });
-    process.stderr.write(`etcd-steward worker polling task queue "${config.taskQueue}" on ${config.address} (namespace ${config.namespace})\n`);
+    const limits = Object.entries(config.limits).map(([k, v]) => `${k}=${v}`);
+    process.stderr.write(
+      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.address} (namespace ${config.namespace}; ${limits.length ? limits.join(', ') : "the SDK's default limits"})\n`,
+    );
     await worker.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
   } finally {
+    const s = sshPoolStats();
+    process.stderr.write(
+      `etcd-steward worker stopped; SSH: ${s.commands} commands, ${s.connections} connections opened, ${s.reused} commands on a reused one, ${s.queued} waited for a channel or connection, ${s.evicted} evicted at the pool's cap, ${s.dropped} dropped\n`,
+    );
     await closeSshPool(); // the activities' pooled SSH connections (every activity has ended)
     await connection.close();
   }
