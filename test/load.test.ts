@@ -85,6 +85,22 @@ describe('WriteLoad', () => {
     assert.equal(r.failed, 1);
   });
 
+  it('keeps its rate when its process is held up: the writes that fell due meanwhile are issued, not skipped', async () => {
+    const client = fake(() => 1);
+    const load = new WriteLoad({ ...base, client, rate: 100 });
+    load.start();
+    await sleep(100);
+    const until = Date.now() + 400;
+    while (Date.now() < until) {
+      /* the event loop held up, as on a CPU-starved machine: no timer fires */
+    }
+    await sleep(100);
+    const r = await load.stop();
+    const expected = (100 * r.durationMs) / 1000;
+    assert.ok(r.ok + r.failed >= expected * 0.9, `${r.ok + r.failed} writes issued in ${r.durationMs} ms at 100/s (${expected.toFixed(0)} due)`);
+    assert.ok(r.ok + r.failed <= expected + 1, `${r.ok + r.failed} writes issued in ${r.durationMs} ms: more than were due`);
+  });
+
   it('a load that hits maxDurationMs stops itself and says so; one stopped by its caller does not', async () => {
     const self = new WriteLoad({ ...base, client: fake(() => 1), rate: 100, maxDurationMs: 100 });
     self.start();

@@ -188,17 +188,20 @@ export class WriteLoad {
 
   start(): void {
     const rate = this.opts.rate ?? 100;
-    this.whole = new Window(Date.now());
+    const t0 = Date.now();
+    this.whole = new Window(t0);
     this.windows.add(this.whole);
-    const tickMs = 10;
-    let due = 0;
+    // Open loop, paced by the clock, not by the ticks: a tick that comes late (this process short
+    // of CPU) issues every write that fell due meanwhile, so the load keeps its rate instead of
+    // quietly thinning out when the machine is busiest.
+    let issued = 0;
     this.timer = setInterval(() => {
-      due += (rate * tickMs) / 1000;
-      while (due >= 1) {
-        due -= 1;
+      const due = Math.floor((rate * (Date.now() - t0)) / 1000);
+      while (issued < due) {
+        issued++;
         this.writeOne();
       }
-    }, tickMs);
+    }, 10);
     this.hardStop = setTimeout(() => {
       this.stoppedItself = true;
       void this.stop();
