@@ -221,6 +221,30 @@ describe('scaleOut', () => {
     for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.doesNotMatch(envOf(b, n).ETCD_INITIAL_CLUSTER!, /etcd4/);
   });
 
+  it('bad input fails before any change, naming the problem', async () => {
+    const b = bed; // healthy 3-member cluster from the previous test
+    const { SpecError } = await import('../spec/cluster');
+    // refused by the client: duplicate name, a peer URL of an existing member
+    await assert.rejects(
+      stack.steward.startScaleOut({ spec: b.spec, add: [{ ...Bed.memberInput(b.host('etcd4')), name: 'etcd2' }] }),
+      (e: unknown) => e instanceof SpecError && e.issues.some((i) => i.startsWith('add[0].name: name "etcd2" is already used by spec.members[1]')),
+    );
+    await assert.rejects(stack.steward.startScaleOut({ spec: b.spec, add: [{ ...Bed.memberInput(b.host('etcd4')), peerURLs: ['https://127.10.0.1:2380'] }] }), (e: unknown) =>
+      e instanceof SpecError && e.issues.some((i) => i.includes('add[0].peerURLs[0]: URL https://127.10.0.1:2380 is already used by spec.members[0] (etcd1)')),
+    );
+    // refused by the worker's preflight: a host key that does not match its pin, an unreachable host
+    const wrongKey = { ...Bed.memberInput(b.host('etcd4')), ssh: { ...Bed.memberInput(b.host('etcd4')).ssh, hostKey: b.host('etcd5').hostKey } };
+    const op1 = await stack.steward.startScaleOut({ spec: b.spec, add: [wrongKey] });
+    await assert.rejects(op1.result(), (e: unknown) => /add\[0\] \(etcd4\): etcd4 .*host key does not match its pin/.test(causeChain(e)));
+    const nowhere = { ...Bed.memberInput(b.host('etcd4')), ssh: { ...Bed.memberInput(b.host('etcd4')).ssh, port: 1 } };
+    const op2 = await stack.steward.startScaleOut({ spec: b.spec, add: [nowhere] });
+    await assert.rejects(op2.result(), (e: unknown) => /cannot reach sshd/.test(causeChain(e)));
+    const o = await b.observe();
+    assert.equal(o.members.length, 3, 'membership unchanged');
+    const { existsSync } = await import('node:fs');
+    assert.equal(existsSync(memberPaths(b.spec, 'etcd4').envFile), false, 'nothing written to etcd4');
+  });
+
   it('a long wait at the approval gate with monitoring verdicts coming in: the run continues as new there, the next run adds the rest; no history grows long', async () => {
     const b = await freshBed();
     const before = b.etcdProcesses();
@@ -265,29 +289,5 @@ describe('scaleOut', () => {
     assert.ok((last.events ?? []).length < limit, `the last run has ${(last.events ?? []).length} events`);
     await recordHistory(op.handle, 'scaleOut-continue-as-new-run-1', stack.temporal.address, firstRun);
     await recordHistory(op.handle, 'scaleOut-continue-as-new-run-2', stack.temporal.address);
-  });
-
-  it('bad input fails before any change, naming the problem', async () => {
-    const b = bed; // healthy 3-member cluster from the previous test
-    const { SpecError } = await import('../spec/cluster');
-    // refused by the client: duplicate name, a peer URL of an existing member
-    await assert.rejects(
-      stack.steward.startScaleOut({ spec: b.spec, add: [{ ...Bed.memberInput(b.host('etcd4')), name: 'etcd2' }] }),
-      (e: unknown) => e instanceof SpecError && e.issues.some((i) => i.startsWith('add[0].name: name "etcd2" is already used by spec.members[1]')),
-    );
-    await assert.rejects(stack.steward.startScaleOut({ spec: b.spec, add: [{ ...Bed.memberInput(b.host('etcd4')), peerURLs: ['https://127.10.0.1:2380'] }] }), (e: unknown) =>
-      e instanceof SpecError && e.issues.some((i) => i.includes('add[0].peerURLs[0]: URL https://127.10.0.1:2380 is already used by spec.members[0] (etcd1)')),
-    );
-    // refused by the worker's preflight: a host key that does not match its pin, an unreachable host
-    const wrongKey = { ...Bed.memberInput(b.host('etcd4')), ssh: { ...Bed.memberInput(b.host('etcd4')).ssh, hostKey: b.host('etcd5').hostKey } };
-    const op1 = await stack.steward.startScaleOut({ spec: b.spec, add: [wrongKey] });
-    await assert.rejects(op1.result(), (e: unknown) => /add\[0\] \(etcd4\): etcd4 .*host key does not match its pin/.test(causeChain(e)));
-    const nowhere = { ...Bed.memberInput(b.host('etcd4')), ssh: { ...Bed.memberInput(b.host('etcd4')).ssh, port: 1 } };
-    const op2 = await stack.steward.startScaleOut({ spec: b.spec, add: [nowhere] });
-    await assert.rejects(op2.result(), (e: unknown) => /cannot reach sshd/.test(causeChain(e)));
-    const o = await b.observe();
-    assert.equal(o.members.length, 3, 'membership unchanged');
-    const { existsSync } = await import('node:fs');
-    assert.equal(existsSync(memberPaths(b.spec, 'etcd4').envFile), false, 'nothing written to etcd4');
   });
 });
