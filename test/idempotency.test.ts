@@ -10,6 +10,7 @@ import { memberPaths, type Member } from '../spec/cluster';
 import { parseScaleOutInput } from '../spec/operations';
 import { Bed } from '../testbed';
 import { activityRunner } from '../testbed/run-activity';
+import { waitFor } from './helpers';
 
 describe('activities are idempotent (each run twice on the real bed)', () => {
   let bed: Bed;
@@ -31,11 +32,20 @@ describe('activities are idempotent (each run twice on the real bed)', () => {
     return { members: o.members.map((m) => `${m.id} ${m.name} ${m.isLearner ? 'learner' : 'voter'} ${m.peerURLs.join(',')}`).sort(), files, pids: bed.etcdProcesses() };
   }
 
-  /** Runs an activity once, snapshots, runs it again, and requires the same state. Returns both results. */
+  /**
+   * Runs an activity once, snapshots, runs it again, and requires the same state. Returns both
+   * results. `settled`, if given, is awaited after each run before the snapshot: what etcd does on
+   * its own after the activity returned (a started member publishing its name) is not the retry's doing.
+   */
   async function twice<K extends keyof Activities>(name: K, ...args: Parameters<Activities[K]>) {
+    return twiceSettled(name, async () => undefined, ...args);
+  }
+  async function twiceSettled<K extends keyof Activities>(name: K, settled: () => Promise<unknown>, ...args: Parameters<Activities[K]>) {
     const first = await run(name, ...args);
+    await settled();
     const once = await snapshot();
     const second = await run(name, ...args);
+    await settled();
     const again = await snapshot();
     assert.deepEqual(again, once, `${String(name)} run twice left a different state than once`);
     return [first, second] as const;
@@ -75,7 +85,9 @@ describe('activities are idempotent (each run twice on the real bed)', () => {
     assert.deepEqual(s1.changed.sort(), ['etcd1', 'etcd2', 'etcd3', 'etcd4']);
     assert.deepEqual(s2.changed, []);
 
-    await twice('startMember', { spec: spec(), member: member('etcd4') });
+    // A started learner publishes its name to the member list a moment after it listens.
+    const published = () => waitFor('etcd4 to publish its name', async () => (await bed.observe()).members.some((m) => m.name === 'etcd4'), 30_000);
+    await twiceSettled('startMember', published, { spec: spec(), member: member('etcd4') });
     assert.notEqual(bed.etcdPid('etcd4'), null);
 
     const [u1, u2] = await twice('awaitCatchUp', { ...ref('etcd4'), maxLag: 100 });
