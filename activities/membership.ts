@@ -193,11 +193,13 @@ export class MemberSampler {
     private readonly endpoints: string[],
   ) {}
 
+  /** The kept connection to `url` whose calls time out after `timeoutMs` (the deadline is set per client). */
   private client(url: string, timeoutMs: number): Etcd3 {
-    let c = this.clients.get(url);
+    const key = `${timeoutMs} ${url}`;
+    let c = this.clients.get(key);
     if (!c) {
       c = etcdClient([url], this.creds, { retry: false, timeoutMs });
-      this.clients.set(url, c);
+      this.clients.set(key, c);
     }
     return c;
   }
