@@ -77,10 +77,19 @@ export function pinFingerprint(pin: string): string {
 
 const MAX_OUTPUT = 4 * 1024 * 1024;
 
+/**
+ * The pool's default cap on open connections: room for every host of 50 five-member clusters
+ * operated at once (an operation's preflight and config-sync hold a connection to each of its
+ * hosts together), at the cost of one idle sshd process per host until `idleMs` passes. A cap
+ * below the hosts in use at once makes commands wait for room and connections be closed and
+ * reopened (STEWARD_SSH_MAX_CONNECTIONS sets it for a worker).
+ */
+export const DEFAULT_SSH_MAX_CONNECTIONS = 256;
+
 export interface SshPoolOptions {
   /** An unused connection is closed after this long. Default 20 s. */
   idleMs?: number;
-  /** Connections open at once (all hosts). Default 64. */
+  /** Connections open at once (all hosts). Default DEFAULT_SSH_MAX_CONNECTIONS (256). */
   maxConnections?: number;
   /** Exec channels at once on one connection; more commands wait. Default 8 (sshd's MaxSessions defaults to 10). */
   maxChannels?: number;
@@ -332,7 +341,7 @@ export function poolKey(target: SshTarget, identity: SshIdentity): string {
 
 export class SshPool {
   readonly idleMs: number;
-  readonly maxConnections: number;
+  private maxConns: number;
   readonly maxChannels: number;
   readonly openTimeoutMs: number;
   private current = new Map<string, Connection>();
@@ -345,9 +354,27 @@ export class SshPool {
 
   constructor(opts: SshPoolOptions = {}) {
     this.idleMs = opts.idleMs ?? 20_000;
-    this.maxConnections = opts.maxConnections ?? 64;
+    this.maxConns = Math.max(1, opts.maxConnections ?? DEFAULT_SSH_MAX_CONNECTIONS);
     this.maxChannels = Math.max(1, opts.maxChannels ?? 8);
     this.openTimeoutMs = opts.openTimeoutMs ?? 10_000;
+  }
+
+  /** Connections open at once, at most (all hosts). */
+  get maxConnections(): number {
+    return this.maxConns;
+  }
+
+  /**
+   * Sets the cap on open connections (the worker's STEWARD_SSH_MAX_CONNECTIONS). Lowering it
+   * closes nothing in use: idle connections are closed as room is needed, busy ones when released.
+   */
+  setMaxConnections(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`maxConnections must be a whole number ≥ 1, not ${n}`);
+    this.maxConns = n;
+    while (this.all.size > this.maxConns && this.evictIdle()) {
+      /* closed one idle connection */
+    }
+    this.wakeRoomWaiters();
   }
 
   stats(): SshPoolStats {

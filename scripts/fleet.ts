@@ -27,7 +27,7 @@
  * as failed writes and timed-out SSH handshakes.
  *
  * The worker's limits (STEWARD_MAX_CONCURRENT_ACTIVITIES, STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS,
- * STEWARD_MAX_CACHED_WORKFLOWS) are passed on from this process's environment when set.
+ * STEWARD_MAX_CACHED_WORKFLOWS, STEWARD_SSH_MAX_CONNECTIONS) are passed on from this process's environment when set.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -80,7 +80,7 @@ const ETCD_CLIENT_PORT = 2379;
 /** etcd refuses a membership change until every voter has been connected for 5 s (strict reconfig check). */
 const STRICT_RECONFIG_MS = 5_000;
 const LIMIT_MS = opts.limitMin * 60_000;
-const LIMIT_VARS = ['STEWARD_MAX_CONCURRENT_ACTIVITIES', 'STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS', 'STEWARD_MAX_CACHED_WORKFLOWS'] as const;
+const LIMIT_VARS = ['STEWARD_MAX_CONCURRENT_ACTIVITIES', 'STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS', 'STEWARD_MAX_CACHED_WORKFLOWS', 'STEWARD_SSH_MAX_CONNECTIONS'] as const;
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 

@@ -151,6 +151,36 @@ describe('SSH connection pool (real sshd on the bed)', () => {
     assert.ok(s.queued >= 12, JSON.stringify(s));
   });
 
+  it('the connection cap: an idle connection is closed to make room, a busy one makes the next host wait; raising the cap lets it in at once', async () => {
+    assert.equal(new SshPool().maxConnections, 256, 'the default fits 50 five-host clusters at once');
+    const p = pool({ maxConnections: 1 });
+    const [a, b] = [bed.host('etcd1'), bed.host('etcd2')];
+    await p.exec(a.ssh, bed.sshIdentity, 'true');
+    assert.equal((await p.exec(b.ssh, bed.sshIdentity, 'echo b')).stdout, 'b\n');
+    assert.equal(p.stats().evicted, 1, "etcd1's idle connection made room for etcd2's");
+    assert.equal(p.state().connections, 1);
+
+    // etcd2's connection busy for 1.5 s: etcd1's command waits for room ...
+    const started = Date.now();
+    const busy = p.exec(b.ssh, bed.sshIdentity, 'sleep 1.5; echo slept');
+    await sleep(200);
+    const waiting = p.exec(a.ssh, bed.sshIdentity, 'echo a').then((r) => ({ r, ms: Date.now() - started }));
+    await sleep(300);
+    assert.equal(p.stats().queued, 1, 'the second host waits for room');
+    assert.equal(p.state().connections, 1);
+    // ... until the cap is raised, which lets it in without waiting for the busy one
+    p.setMaxConnections(2);
+    const { r, ms } = await waiting;
+    assert.equal(r.stdout, 'a\n');
+    assert.ok(ms < 1_400, `etcd1's command ran when the cap was raised (${ms} ms), not when etcd2's was done`);
+    assert.equal((await busy).stdout, 'slept\n');
+    assert.equal(p.state().connections, 2);
+    // lowering it closes idle connections down to the cap
+    p.setMaxConnections(1);
+    assert.equal(p.state().connections, 1);
+    assert.throws(() => p.setMaxConnections(0), /maxConnections must be a whole number ≥ 1, not 0/);
+  });
+
   it('a channel sshd refuses (beyond its MaxSessions) is retried on a fresh connection; nothing runs twice', async () => {
     const p = pool({ maxChannels: 60 }); // above the bed's MaxSessions 50: sshd refuses the rest
     const h = bed.host('etcd1');

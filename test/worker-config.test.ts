@@ -35,6 +35,12 @@ describe('worker configuration from the environment', () => {
     rejects({ STEWARD_MAX_CACHED_WORKFLOWS: '1' }, /STEWARD_MAX_CACHED_WORKFLOWS: is "1": must be a whole number ≥ 2 \(or 0: no cache\)/);
   });
 
+  it('sizes the SSH pool from STEWARD_SSH_MAX_CONNECTIONS (unset: 256) and refuses a cap below 1', () => {
+    assert.equal(workerConfigFromEnv(SECRETS).sshMaxConnections, 256);
+    assert.equal(workerConfigFromEnv({ ...SECRETS, STEWARD_SSH_MAX_CONNECTIONS: '500' }).sshMaxConnections, 500);
+    rejects({ STEWARD_SSH_MAX_CONNECTIONS: '0' }, /STEWARD_SSH_MAX_CONNECTIONS: is "0": must be a whole number ≥ 1, the SSH connections this worker keeps open at once/);
+  });
+
   it('refuses more concurrent workflow tasks than cached workflows (the SDK would lower it quietly)', () => {
     rejects({ STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS: '50', STEWARD_MAX_CACHED_WORKFLOWS: '10' }, /STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS: is 50: must not exceed STEWARD_MAX_CACHED_WORKFLOWS \(10\)/);
   });

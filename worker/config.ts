@@ -9,6 +9,7 @@ import { formatIssues } from '../spec/cluster';
 import type { ActivityDeps } from '../activities';
 
 import { DEFAULT_TASK_QUEUE } from '../common/ids';
+import { DEFAULT_SSH_MAX_CONNECTIONS } from '../activities/ssh-pool';
 
 export { DEFAULT_TASK_QUEUE } from '../common/ids';
 
@@ -55,6 +56,8 @@ const schema = z.object({
   STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS: limit('the workflow tasks this worker processes at once (unset: 40)', 2),
   /** Optional: workflows kept in this worker's cache between tasks (maxCachedWorkflows; SDK default from the V8 heap size). */
   STEWARD_MAX_CACHED_WORKFLOWS: limit('the workflows this worker keeps cached between tasks (unset: from the heap size, ~2,300 with a 4 GiB heap)', 2, 'no cache'),
+  /** Optional: SSH connections this worker keeps open at once, all hosts together (unset: 256). */
+  STEWARD_SSH_MAX_CONNECTIONS: limit(`the SSH connections this worker keeps open at once, all hosts together (unset: ${DEFAULT_SSH_MAX_CONNECTIONS}; give it at least the hosts of the clusters it operates at once)`, 1),
 }).superRefine((c, ctx) => {
   // The SDK would lower the task limit to the cache size with only a log line; say it here instead.
   const tasks = c.STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS;
@@ -72,6 +75,8 @@ export interface WorkerConfig {
   workflowBundle?: string;
   /** Worker limits set in the environment; absent ones take the SDK's defaults (WORKER_LIMIT_DEFAULTS). */
   limits: WorkerLimits;
+  /** The SSH pool's cap on open connections (STEWARD_SSH_MAX_CONNECTIONS, else DEFAULT_SSH_MAX_CONNECTIONS). */
+  sshMaxConnections: number;
 }
 
 export interface WorkerLimits {
@@ -95,6 +100,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
       ...(c.STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS !== undefined ? { maxConcurrentWorkflowTaskExecutions: c.STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS } : {}),
       ...(c.STEWARD_MAX_CACHED_WORKFLOWS !== undefined ? { maxCachedWorkflows: c.STEWARD_MAX_CACHED_WORKFLOWS } : {}),
     },
+    sshMaxConnections: c.STEWARD_SSH_MAX_CONNECTIONS ?? DEFAULT_SSH_MAX_CONNECTIONS,
   };
 }
 

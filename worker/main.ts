@@ -3,7 +3,7 @@
  * environment (see worker/config.ts and the README).
  */
 import { NativeConnection } from '@temporalio/worker';
-import { closeSshPool, sshPoolStats } from '../activities/ssh';
+import { closeSshPool, sshPool, sshPoolStats } from '../activities/ssh';
 import { loadSecrets, workerConfigFromEnv } from './config';
 import { holdAround, parseFaultHold } from './fault-injection';
 import { createWorker } from './index';
@@ -11,6 +11,7 @@ import { createWorker } from './index';
 async function main(): Promise<void> {
   const config = workerConfigFromEnv();
   const deps = loadSecrets(config.files);
+  sshPool.setMaxConnections(config.sshMaxConnections);
   const connection = await NativeConnection.connect({ address: config.address });
   try {
     const hold = parseFaultHold(process.env.STEWARD_TEST_FAULT_HOLD);
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
     });
     const limits = Object.entries(config.limits).map(([k, v]) => `${k}=${v}`);
     process.stderr.write(
-      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.address} (namespace ${config.namespace}; ${limits.length ? limits.join(', ') : "the SDK's default limits"})\n`,
+      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.address} (namespace ${config.namespace}; ${limits.length ? limits.join(', ') : "the SDK's default limits"}; at most ${config.sshMaxConnections} SSH connections)\n`,
     );
     await worker.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
   } finally {
