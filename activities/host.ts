@@ -7,6 +7,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/errors';
 import { type ClusterSpec, type Member, expand, findMember, memberPaths } from '../spec/cluster';
+import type { RetirePolicy } from '../spec/operations';
 import { atomicWriteScript, certSections, memberCertStateScript, memberSans, signOrKeepScript } from './certs';
 import { memberEnv, parseEnvFile, parseSetEnvVarOutput, renderEnvFile, initialClusterValue, setEnvVarScript } from './envfile';
 import { type ExecResult, type SshIdentity, type SshTarget, SshError, sshExec, sshRun, shq } from './ssh';
@@ -178,6 +179,44 @@ export function hostActivities(ssh: SshIdentity) {
     /** The member's service command `stop` (a no-op when stopped). */
     async stopMember({ spec, member }: MemberRef): Promise<void> {
       await run(member, expand(spec.service.stop, member.name));
+    },
+
+    /**
+     * After a member was removed (scale-in): its service stopped, its env file moved aside (so
+     * the service cannot start it again), and its data dir moved aside as
+     * `<dataDir>.removed-<stamp>` (`keep`) or emptied and deleted (`wipe`). `stamp` comes from the
+     * workflow, so a retry finds its own earlier work and does nothing more. A data dir that is
+     * a mount point cannot be moved: the error says so and `wipe` is the way to empty it.
+     */
+    async retireMember({ spec, member, retire, stamp }: MemberRef & { retire: RetirePolicy; stamp: string }): Promise<{ dataDir: string; envFile: string | null }> {
+      const p = memberPaths(spec, member.name);
+      if (p.dataDir.split('/').filter(Boolean).length < 2) throw ApplicationFailure.nonRetryable(`refusing to retire data dir "${p.dataDir}": it is too close to /`, FailureType.InvalidInput);
+      if (!/^[0-9A-Za-z-]+$/.test(stamp)) throw ApplicationFailure.nonRetryable(`bad stamp "${stamp}"`, FailureType.InvalidInput);
+      const stop = expand(spec.service.stop, member.name);
+      const [d, aside, env, envAside] = [shq(p.dataDir), shq(`${p.dataDir}.removed-${stamp}`), shq(p.envFile), shq(`${p.envFile}.removed-${stamp}`)];
+      const script = [
+        `{ ${stop}`,
+        '} || exit $?',
+        `echo ${STEP_MARK} stopped`,
+        'set -e',
+        retire === 'keep'
+          ? `if [ -e ${aside} ]; then echo ${STEP_MARK} data ${aside}; elif [ -d ${d} ]; then mv -T -- ${d} ${aside}; echo ${STEP_MARK} data ${aside}; else echo ${STEP_MARK} data none; fi`
+          : `if [ -d ${d} ]; then find ${d} -mindepth 1 -delete; rmdir ${d} 2>/dev/null || true; fi; echo ${STEP_MARK} data wiped`,
+        `if [ -e ${env} ]; then mv -f -- ${env} ${envAside}; fi`,
+        `if [ -e ${envAside} ]; then echo ${STEP_MARK} env ${envAside}; else echo ${STEP_MARK} env none; fi`,
+      ].join('\n');
+      const r = await classifySsh(sshExec(sshTarget(member), ssh, script));
+      if (r.code !== 0) {
+        if (!r.stdout.includes(`${STEP_MARK} stopped`)) throw new Error(`${member.name}: \`${stop}\` exited ${r.code ?? r.signal}: ${tail(r, 5)}`);
+        throw new Error(`${member.name}: ${retire === 'keep' ? `moving ${p.dataDir} aside` : `wiping ${p.dataDir}`} or moving ${p.envFile} aside failed (exit ${r.code ?? r.signal}): ${tail(r, 5)}`);
+      }
+      const field = (k: string) => r.stdout.split('\n').find((l) => l.startsWith(`${STEP_MARK} ${k} `))?.slice(`${STEP_MARK} ${k} `.length).trim() ?? 'none';
+      const data = field('data');
+      const envMoved = field('env');
+      return {
+        dataDir: data === 'wiped' ? `${p.dataDir} wiped` : data === 'none' ? `${p.dataDir} was not there` : `${p.dataDir} moved to ${data}`,
+        envFile: envMoved === 'none' ? null : envMoved,
+      };
     },
 
     /**

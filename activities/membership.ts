@@ -50,7 +50,7 @@ function findByPeer(members: ListedMember[], peerURLs: string[]): ListedMember |
   return members.find((x) => x.peerURLs.some((u) => peerURLs.includes(u)));
 }
 
-/** How long addLearner waits out etcd's "not now" answers itself, and how often it asks again. */
+/** How long addLearner and removeMember wait out etcd's "not now" answers themselves, and how often they ask again. */
 const JOIN_WAIT_MS = 20_000;
 const JOIN_RETRY_MS = 250;
 
@@ -78,6 +78,33 @@ async function addLearnerOnce(c: Etcd3, member: LearnerRef['member']): Promise<J
   }
 }
 
+/** etcd's answers that mean "not now" (see waitOutRefusals). */
+const WAIT_OUT = new Set<string>([FailureType.UnhealthyCluster, FailureType.TooManyLearners, FailureType.MemberLeads]);
+
+/**
+ * Runs `attempt` (which makes a fresh client each time: a refused call must not leave the next one
+ * behind a tripped circuit breaker) until etcd stops answering "not now" (unhealthy cluster: a
+ * peer connected less than 5 s ago; too many learners; a leader that must move first), asking
+ * again every 250 ms for up to 20 s and heartbeating why, so the change goes through within a
+ * quarter second of etcd allowing it rather than after the retry policy's next backoff. Past
+ * that the refusal goes to the retry policy like any other.
+ */
+async function waitOutRefusals<T>(attempt: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const deadline = Date.now() + JOIN_WAIT_MS;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (e) {
+      const waitable = e instanceof ApplicationFailure && WAIT_OUT.has(e.type ?? '');
+      if (!waitable || Date.now() + JOIN_RETRY_MS > deadline) throw e;
+      ctx.heartbeat({ waiting: e.message });
+      await ctx.sleep(JOIN_RETRY_MS);
+    }
+  }
+}
+
+
 export function membershipActivities(creds: EtcdCredentials) {
   async function withClient<T>(endpoints: string[], f: (c: ReturnType<typeof etcdClient>) => Promise<T>): Promise<T> {
     const c = etcdClient(endpoints, creds, { timeoutMs: 10_000 });
@@ -98,19 +125,7 @@ export function membershipActivities(creds: EtcdCredentials) {
      * refusal goes to the retry policy like any other.
      */
     async addLearner({ endpoints, member }: LearnerRef): Promise<JoinResult> {
-      const ctx = Context.current();
-      const deadline = Date.now() + JOIN_WAIT_MS;
-      for (;;) {
-        try {
-          // A fresh client each try: a refused call must not leave the next one behind a tripped circuit breaker.
-          return await withClient(endpoints, (c) => addLearnerOnce(c, member));
-        } catch (e) {
-          const waitable = e instanceof ApplicationFailure && (e.type === FailureType.UnhealthyCluster || e.type === FailureType.TooManyLearners);
-          if (!waitable || Date.now() + JOIN_RETRY_MS > deadline) throw e;
-          ctx.heartbeat({ waiting: e.message });
-          await ctx.sleep(JOIN_RETRY_MS);
-        }
-      }
+      return waitOutRefusals(() => withClient(endpoints, (c) => addLearnerOnce(c, member)));
     },
 
     /** MemberPromote; "member not learner" means it already was promoted. */
@@ -144,6 +159,36 @@ export function membershipActivities(creds: EtcdCredentials) {
         }
         return { removed: true, id: found.id };
       });
+    },
+
+    /**
+     * MemberRemove of a voting member (scale-in), sent through the members that stay. Found by
+     * its peer URLs first: a member already gone is done (a retry after a removal whose reply was
+     * lost). A member that leads right now is not removed: leadership moves first (the workflow
+     * does it at the gate), so this waits for that like etcd's own "not now" (unhealthy cluster,
+     * not enough started members), within the activity for up to 20 s, then by retries.
+     */
+    async removeMember({ endpoints, member }: LearnerRef): Promise<{ removed: boolean; id?: string }> {
+      return waitOutRefusals(() =>
+        withClient(endpoints, async (c) => {
+          const found = findByPeer(await listMembers(c), member.peerURLs);
+          if (!found) return { removed: false };
+          if (found.name !== '' && found.name !== member.name) {
+            throw ApplicationFailure.nonRetryable(`the member with peer URL ${member.peerURLs.join(',')} is named "${found.name}" (${found.id}), not ${member.name}: not removing it`, FailureType.PeerUrlTaken);
+          }
+          const leader = String((await c.maintenance.status()).leader);
+          if (leader === found.id) throw waitState(`${member.name} (${found.id}) leads: leadership must move to a member that stays before it is removed`, FailureType.MemberLeads);
+          try {
+            await c.cluster.memberRemove({ ID: found.id });
+          } catch (e) {
+            const msg = errText(e);
+            if (/member not found/i.test(msg)) return { removed: true, id: found.id }; // removed by the call whose reply was lost
+            if (/unhealthy cluster|not enough started members/i.test(msg)) throw waitState(`etcd refuses to remove ${member.name} now (strict reconfig check: every member that stays must have been connected for 5 s): ${msg}`, FailureType.UnhealthyCluster);
+            throw e;
+          }
+          return { removed: true, id: found.id };
+        }),
+      );
     },
 
     /**

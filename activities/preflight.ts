@@ -5,10 +5,11 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/errors';
-import { type RollingRestartInput, type ScaleOutInput, parseRollingRestartInput, parseScaleOutInput } from '../spec/operations';
+import { type RollingRestartInput, type ScaleInInput, type ScaleOutInput, parseRollingRestartInput, parseScaleInInput, parseScaleOutInput } from '../spec/operations';
+import { projectRemoval, projectRemovalOrder } from '../common/scaleInPlan';
 import { type ClusterSpec, SpecError, expand, findMember, memberPaths } from '../spec/cluster';
 import { failureTolerance, quorum } from '../common/quorum';
-import { type EtcdCredentials, type ListedMember, etcdClient, listMembers } from './etcd';
+import { type EtcdCredentials, type ListedMember, etcdClient, listMembers, observeCluster } from './etcd';
 import { sshTarget } from './host';
 import { MARK, noStdin } from './restart';
 import { type SshIdentity, SshError, sshExec, shq } from './ssh';
@@ -29,6 +30,17 @@ export interface RollingRestartPlan {
   warnings: string[];
   /** Members to restart that are not running now (the workflow restarts them first). */
   down: string[];
+}
+
+export interface ScaleInPlan {
+  /** Voting members before and after. */
+  from: number;
+  to: number;
+  /** The expected order of the removals, from live health (the workflow decides each again at its gate). */
+  order: string[];
+  /** Members to remove that do not answer now (removed first; their hosts cleaned if reachable). */
+  down: string[];
+  warnings: string[];
 }
 
 /** The member list as the cluster reports it, asked of the spec's members; unreachable is retryable. */
@@ -165,6 +177,50 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const warnings: string[] = [];
       if (to % 2 === 0) warnings.push(`the target size ${to} is even: it tolerates ${to - quorum(to)} failure(s), as ${to - 1} members would, with a larger quorum (${quorum(to)})`);
       return { from, to, batches: add.map((m) => ({ member: m.name, address: m.address })), warnings, adoptedLearners: adopted };
+    },
+
+    /**
+     * Preflight of a scale-in: the live membership is exactly the spec's (voters only, no
+     * pending learner); removing the members asked for keeps a healthy quorum of the members that
+     * stay, from live health (the projection in common/scaleInPlan.ts); every member that stays
+     * is reachable with its pinned key and has its env file (config-sync rewrites it). The hosts
+     * of the members to remove are not required: a dead host is the common case.
+     */
+    async preflightScaleIn(raw: ScaleInInput): Promise<ScaleInPlan> {
+      const { spec, remove } = invalidInput(() => parseScaleInInput(raw));
+      const staying = spec.members.filter((m) => !remove.includes(m.name));
+      const envCheck = (m: (typeof spec.members)[number]) => {
+        const envFile = memberPaths(spec, m.name).envFile;
+        return `test -r ${shq(envFile)} || echo ${shq(`${MARK} its env file ${envFile} is missing or cannot be read (config-sync rewrites ETCD_INITIAL_CLUSTER there)`)}`;
+      };
+      const [o, hostR] = await Promise.all([
+        observeCluster(creds, { endpoints: spec.members.flatMap((m) => m.clientURLs), timeoutMs: 5_000 }),
+        Promise.allSettled(staying.map((m) => sshExec(sshTarget(m), ssh, envCheck(m)))),
+      ]);
+      if (o.members.length === 0) throw new Error(`cannot read the member list from ${spec.members.map((m) => m.name).join(', ')}: ${o.problems.join('; ')}`);
+      const problems = membershipProblems(spec, o.members);
+      if (problems.length === 0) {
+        const p = projectRemoval(o, remove);
+        if (p.problem) problems.push(p.problem);
+      }
+      staying.forEach((m, i) => {
+        const r = hostR[i]!;
+        if (r.status === 'rejected') return recordHostProblem(problems, r.reason, m.name);
+        const own = r.value.stdout.split('\n').filter((l) => l.startsWith(`${MARK} `)).map((l) => l.slice(MARK.length + 1));
+        if (own.length) problems.push(`${m.name}: ${own.join('; ')}`);
+      });
+      if (problems.length) throw ApplicationFailure.nonRetryable(`scale-in refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, FailureType.InvalidInput);
+
+      const from = spec.members.length;
+      const to = from - remove.length;
+      const down = o.statuses.filter((s) => !s.isLearner && !s.ok && remove.includes(s.name)).map((s) => s.name);
+      const warnings: string[] = [];
+      if (to % 2 === 0) warnings.push(`the target size ${to} is even: it tolerates ${failureTolerance(to)} failure(s), as ${to - 1} member(s) would, with a larger quorum (${quorum(to)})`);
+      for (const n of down) warnings.push(`${n} does not answer now: it is removed through the other members first; its host is cleaned if it can be reached`);
+      if (remove.includes(spec.ca.host)) {
+        warnings.push(`the CA lives on ${spec.ca.host} (spec ca.host), which is being removed: copy ${expand(spec.ca.dir, spec.ca.host)}/ca.pem and ca-key.pem to a member that stays and set ca.host to it before the next scale-out`);
+      }
+      return { from, to, order: projectRemovalOrder(o, remove), down, warnings };
     },
 
     /**

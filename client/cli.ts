@@ -4,6 +4,7 @@
  *   health --spec prod-etcd.yaml
  *   scale-out --spec prod-etcd.yaml --add new-members.yaml --approval each-batch
  *   restart --spec prod-etcd.yaml --reason "quota 8 GiB" --set ETCD_QUOTA_BACKEND_BYTES=8589934592
+ *   scale-in --spec prod-etcd.yaml --remove etcd4,etcd5
  *   status|watch|approve|pause|resume --cluster prod-etcd
  *   abort --cluster prod-etcd --reason "..."
  *   quorum --cluster prod-etcd --unhealthy --reason "..." --source alertmanager
@@ -19,12 +20,13 @@ import { type Client, type WorkflowExecutionDescription, type WorkflowHandle, Wo
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { ClusterSpec } from '../spec/cluster';
-import { type RollingRestartInput, type ScaleOutInput, approvalPolicies, parseRollingRestartInput, parseScaleOutInput } from '../spec/operations';
+import { type RollingRestartInput, type ScaleInInput, type ScaleOutInput, approvalPolicies, parseRollingRestartInput, parseScaleInInput, parseScaleOutInput, retirePolicies } from '../spec/operations';
 import { innermostMessage } from '../common/errors';
 import {
   type HealthReport,
   type OperationStatus,
   type RollingRestartResult,
+  type ScaleInResult,
   type ScaleOutResult,
   Operation,
   OperationRejectedError,
@@ -111,6 +113,7 @@ function formatStatus(s: OperationStatus, d: WorkflowExecutionDescription, hints
     `phase:       ${s.phase}`,
   ];
   if (s.plan && s.operation === 'scaleOut') lines.push(`plan:        ${s.plan.from} → ${s.plan.to} voting members, one batch each: ${s.plan.batches.join(', ')}`);
+  else if (s.plan && s.operation === 'scaleIn') lines.push(`plan:        ${s.plan.from} → ${s.plan.to} voting members, one removal per batch, expected order: ${s.plan.batches.join(', ')}`);
   else if (s.plan) lines.push(`plan:        ${s.plan.from} voting members; batches from here (decided again from live health before each): ${s.plan.batches.map((b) => `[${b}]`).join(' → ') || 'none'}`);
   if (s.batch) lines.push(`batch:       ${s.batch.index + 1}/${s.batch.of} (${s.batch.member})`);
   lines.push(`members:     ${s.members.map((m) => `${m.name} ${m.state}`).join(', ')}`);
@@ -152,6 +155,18 @@ function formatRollingRestartResult(r: RollingRestartResult): string {
     lines.push(`  ${x.member}: batch ${x.batch}, ${x.wasDown ? 'was down, started' : `pid ${x.pidBefore} → ${x.pid}`}, ready in ${x.readyMs} ms${x.envChanged.length ? `, changed ${x.envChanged.join(', ')}` : ''}`);
   }
   for (const m of r.leaderMoves) lines.push(`  leadership moved ${m.from} → ${m.to} before ${m.from} was restarted`);
+  for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  return lines.join('\n');
+}
+
+function formatScaleInResult(r: ScaleInResult): string {
+  const lines = [
+    r.outcome === 'completed'
+      ? `completed: ${r.members.length} voting members (${r.members.join(', ')}); removed ${r.removed.join(', ')}`
+      : `aborted${who(r.abort?.by)}: ${r.abort?.reason ?? 'no reason given'}; removed ${r.removed.join(', ') || 'none'}, not removed ${r.notRemoved.join(', ') || 'none'}; voting members ${r.members.join(', ')}`,
+  ];
+  for (const m of r.leaderMoves) lines.push(`  leadership moved ${m.from} → ${m.to} before ${m.from} was removed`);
+  for (const h of r.hosts) lines.push(`  ${h.member}: ${h.cleaned ? h.note : `NOT CLEANED: ${h.note}`}`);
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n');
 }
@@ -293,9 +308,10 @@ async function watch(steward: StewardClient, g: Globals, handle: WorkflowHandle,
 async function outcome(handle: WorkflowHandle, d: WorkflowExecutionDescription): Promise<number> {
   switch (d.status.name) {
     case 'COMPLETED': {
-      const r = (await handle.result()) as ScaleOutResult | RollingRestartResult;
+      const r = (await handle.result()) as ScaleOutResult | RollingRestartResult | ScaleInResult;
       if (d.type === 'scaleOut') console.log(formatScaleOutResult(r as ScaleOutResult));
       else if (d.type === 'rollingRestart') console.log(formatRollingRestartResult(r as RollingRestartResult));
+      else if (d.type === 'scaleIn') console.log(formatScaleInResult(r as ScaleInResult));
       else console.log(`completed: ${JSON.stringify(r)}`);
       return r?.outcome === 'aborted' ? EXIT.aborted : EXIT.ok;
     }
@@ -354,7 +370,7 @@ const positiveInt = (what: string) => (v: string) => {
 // ---- the commands -------------------------------------------------------------------------
 
 const program = new Command('etcd-steward')
-  .description('Operate etcd-steward: check a cluster, scale it out, restart it member by member, and watch, approve, pause, resume or abort its operation.')
+  .description('Operate etcd-steward: check a cluster, scale it out or in, restart it member by member, and watch, approve, pause, resume or abort its operation.')
   .addOption(new Option('--address <host:port>', 'Temporal frontend').env('STEWARD_TEMPORAL_ADDRESS').default('127.0.0.1:7233'))
   .addOption(new Option('--namespace <name>', 'Temporal namespace').env('STEWARD_NAMESPACE').default('default'))
   .addOption(new Option('--task-queue <name>', "the workers' task queue").env('STEWARD_TASK_QUEUE').default('etcd-steward'))
@@ -508,6 +524,38 @@ program
             ...(o.approval ? { approval: o.approval } : {}),
             ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
             ...(o.readyTimeout ? { readyTimeout: o.readyTimeout } : {}),
+            ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
+          },
+        }),
+    ),
+  );
+
+program
+  .command('scale-in')
+  .description('remove members one per batch without losing quorum: down members first, the leader last after MoveLeader; nothing that stays is restarted')
+  .requiredOption('--spec <file>', 'the cluster spec (YAML or JSON)')
+  .requiredOption('--remove <names>', 'comma-separated members to remove')
+  .addOption(new Option('--retire <what>', "what becomes of a removed member's data dir: moved aside with a timestamp (keep) or deleted (wipe)").choices(retirePolicies))
+  .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
+  .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
+  .option('--step-timeout <duration>', 'deadline of each step, retries included')
+  .option('--wait', 'watch the operation until it ends (exit 0 completed, 1 failed, 4 aborted)')
+  .action(
+    action<{ spec: string; remove: string; retire?: (typeof retirePolicies)[number]; approval?: (typeof approvalPolicies)[number]; gateTimeout?: string; stepTimeout?: string; wait?: boolean }, ScaleInInput>(
+      async (steward, o, g, hints, input) => {
+        const { spec, remove, policy } = input;
+        const op = await steward.startScaleIn(input);
+        console.log(`started scale-in of ${spec.name}: ${spec.members.length} → ${spec.members.length - remove.length} (removing ${remove.join(', ')}), approval ${policy.approval}, data dirs: ${policy.retire}`);
+        return started(steward, g, hints, op, spec.name, policy.approval !== 'never', !!o.wait);
+      },
+      (o) =>
+        parseScaleInInput({
+          spec: loadClusterSpec(o.spec),
+          remove: o.remove.split(',').map((x) => x.trim()).filter(Boolean),
+          policy: {
+            ...(o.retire ? { retire: o.retire } : {}),
+            ...(o.approval ? { approval: o.approval } : {}),
+            ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
             ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
           },
         }),

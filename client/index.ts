@@ -15,10 +15,11 @@ import { Client, Connection, type WorkflowHandle, WorkflowExecutionAlreadyStarte
 import type { Duration, SearchAttributePair } from '@temporalio/common';
 import { DEFAULT_TASK_QUEUE, ETCD_CLUSTER, ETCD_OPERATION, HEALTH_ID_PREFIX, type OperationType, operationWorkflowId } from '../common/ids';
 import { type ClusterSpec, type MemberInput, type ClusterSpecInput, parseClusterSpec } from '../spec/cluster';
-import { type EnvChange, type RollingRestartPolicyInput, type ScaleOutPolicyInput, parseRollingRestartInput, parseScaleOutInput } from '../spec/operations';
+import { type EnvChange, type RollingRestartPolicyInput, type ScaleInPolicyInput, type ScaleOutPolicyInput, parseRollingRestartInput, parseScaleInInput, parseScaleOutInput } from '../spec/operations';
 import type { HealthReport } from '../workflows/health';
 import type { RollingRestartResult } from '../workflows/rollingRestart';
 import type { ScaleOutResult } from '../workflows/scaleOut';
+import type { ScaleInResult } from '../workflows/scaleIn';
 import {
   type AbortArgs,
   type AbortResult,
@@ -40,6 +41,7 @@ import {
 export type { HealthReport } from '../workflows/health';
 export type { ScaleOutResult } from '../workflows/scaleOut';
 export type { RollingRestartResult, RestartRecord } from '../workflows/rollingRestart';
+export type { ScaleInResult } from '../workflows/scaleIn';
 export type { OperationStatus, ApproveArgs, AbortArgs, AbortResult, ApproveResult, PauseArgs, PauseState, ResumeArgs, QuorumVerdict } from '../workflows/messages';
 export { loadClusterSpec, parseClusterSpec, SpecError } from '../spec/cluster';
 export { operationWorkflowId } from '../common/ids';
@@ -160,6 +162,13 @@ export interface RollingRestartRequest {
   change?: Partial<EnvChange>;
 }
 
+export interface ScaleInRequest {
+  spec: ClusterSpec | ClusterSpecInput;
+  /** Members to remove, by name (one per batch; the order is decided from live health). */
+  remove: string[];
+  policy?: ScaleInPolicyInput;
+}
+
 export class StewardClient {
   private constructor(
     readonly temporal: Client,
@@ -202,6 +211,17 @@ export class StewardClient {
     const input = parseRollingRestartInput(req);
     const summary = `rolling restart of ${input.spec.name} (${input.members.join(', ')}): ${input.reason}`;
     return this.start<RollingRestartResult>('rollingRestart', input.spec.name, input, summary);
+  }
+
+  /**
+   * Starts a scale-in (validated here first: SpecError names each bad field; removing every
+   * member is refused). Preflight refuses a removal that would leave the staying members
+   * without a healthy quorum, from live health; the order is decided before each batch.
+   */
+  async startScaleIn(req: ScaleInRequest): Promise<Operation<ScaleInResult>> {
+    const input = parseScaleInInput(req);
+    const summary = `scale in ${input.spec.name}: ${input.spec.members.length} → ${input.spec.members.length - input.remove.length} (−${input.remove.join(', ')})`;
+    return this.start<ScaleInResult>('scaleIn', input.spec.name, input, summary);
   }
 
   private async start<R>(type: OperationType, cluster: string, input: unknown, summary: string): Promise<Operation<R>> {

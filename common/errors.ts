@@ -26,6 +26,7 @@ export const FailureType = {
   /** An operation failed; its details carry the operation's result (outcome "failed"). */
   ScaleOutFailed: 'ScaleOutFailed',
   RollingRestartFailed: 'RollingRestartFailed',
+  ScaleInFailed: 'ScaleInFailed',
   /** A member's service did not come up after start (its log tail is in the message). */
   StartFailed: 'StartFailed',
   /** A restarted member's running process does not show the requested env change. */
@@ -49,5 +50,7 @@ export const FailureType = {
   TooManyLearners: 'TooManyLearners',
   UnhealthyCluster: 'UnhealthyCluster',
   LearnerNotInSync: 'LearnerNotInSync',
+  /** A member to remove leads: leadership moves first. */
+  MemberLeads: 'MemberLeads',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];

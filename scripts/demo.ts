@@ -7,11 +7,14 @@
  * reports what the writers saw. Exits non-zero unless the cluster ends healthy with 5 voters.
  * With --restart it then rolling-restarts the 5 members under the same load, and reports what
  * was observed (pids, each member's liveness every ~100 ms, the writers), not the workflow's word.
+ * With --scale-in it then scales back 5 → 3, removing the current leader and the last member
+ * added, under the same load, and reports the same way (pids of the members that stay).
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { observeCluster } from '../activities/etcd';
 import { closeSshPool } from '../activities/ssh';
 import { type Operation, StewardClient, type OperationStatus } from '../client';
 import { approvalPolicies, type ApprovalPolicy } from '../spec/operations';
@@ -29,11 +32,12 @@ const opts = new Command('demo')
   .option('--data-mb <n>', 'data written before the scale-out', (v) => Number(v), 20)
   .option('--rate <n>', 'writes per second during the scale-out', (v) => Number(v), 100)
   .option('--restart', 'after the scale-out, rolling-restart the 5 members under the same write load', false)
+  .option('--scale-in', 'at the end, scale back 5 → 3 (removing the current leader among others) under the same write load', false)
   .option('--keep', 'leave the bed, the Temporal server and its Web UI running at the end', false)
   .option('--temporal-port <port>', 'Temporal frontend port', (v) => Number(v), 17233)
   .option('--ui-port <port>', 'Temporal Web UI port', (v) => Number(v), 18233)
   .parse()
-  .opts<{ approval: ApprovalPolicy; dataMb: number; rate: number; restart: boolean; keep: boolean; temporalPort: number; uiPort: number }>();
+  .opts<{ approval: ApprovalPolicy; dataMb: number; rate: number; restart: boolean; scaleIn: boolean; keep: boolean; temporalPort: number; uiPort: number }>();
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -101,6 +105,7 @@ async function main(): Promise<number> {
     console.log(`cluster: ${health.voters} voting members (${names.join(', ')}), ${health.learners} learners, ${health.healthy ? 'healthy' : `NOT healthy: ${health.problems.join('; ')}`}`);
     let restartOk = true;
     if (opts.restart && ok) restartOk = await rollingRestart(bed, steward, load);
+    if (opts.scaleIn && ok && restartOk) restartOk = await scaleIn(bed, steward, load);
     const whole = await load.stop();
     load = undefined;
     if (whole.stoppedItself) console.log('note: the write load reached its 15-minute limit and stopped itself before the end; later figures saw no writes');
@@ -181,6 +186,39 @@ async function rollingRestart(bed: Bed, steward: StewardClient, load: WriteLoad)
   );
   console.log(`writes: ${writes.ok} ok, ${writes.failed} failed${writes.late ? ` (${writes.late} of them succeeded only after their 5 s deadline)` : ''}, longest gap ${writes.longestGapMs} ms`);
   console.log(`write latency: p50 ${writes.p50Ms} ms, p99 ${writes.p99Ms} ms, max ${writes.maxMs} ms${writes.errors.length ? `; errors: ${writes.errors.join(' | ')}` : ''}`);
+  return ok;
+}
+
+/**
+ * 5 → 3 under the running load, removing the current leader and the last member added. Every
+ * figure is observed: the staying members' pids from the pidfiles, the membership from etcd, the
+ * writes from the load (whose client still lists the original three endpoints, as an
+ * application's configuration would).
+ */
+async function scaleIn(bed: Bed, steward: StewardClient, load: WriteLoad): Promise<boolean> {
+  const spec = { ...bed.spec, members: bed.hosts.slice(0, 5).map((h) => Bed.memberInput(h)) };
+  const names = spec.members.map((m) => m.name);
+  const o = await observeCluster(bed.etcdCredentials, { endpoints: spec.members.flatMap((m) => m.clientURLs) });
+  const leader = o.statuses.find((x) => x.id === o.leaderId)?.name;
+  if (!leader) throw new Error(`no leader before the scale-in: ${o.problems.join('; ')}`);
+  const remove = [leader, names.filter((n) => n !== leader).at(-1)!];
+  const staying = names.filter((n) => !remove.includes(n));
+  const pidsBefore = Object.fromEntries(staying.map((n) => [n, bed.etcdPid(n)]));
+  const window = load.window();
+  console.log('');
+  const op = await steward.startScaleIn({ spec, remove, policy: { approval: opts.approval } });
+  say(`scaleIn started: workflow ${op.workflowId} (removing ${remove.join(', ')}; ${leader} leads now)`);
+  const { outcome, error, opMs } = await follow(op);
+  const writes = await window.close();
+  const restarted = staying.filter((n) => pidsBefore[n] === null || bed.etcdPid(n) !== pidsBefore[n]);
+  const health = await observeCluster(bed.etcdCredentials, { endpoints: spec.members.filter((m) => staying.includes(m.name)).flatMap((m) => m.clientURLs) });
+  const voters = health.members.filter((m) => !m.isLearner).map((m) => m.name).sort();
+  const ok = outcome === 'completed' && restarted.length === 0 && health.healthy && voters.join() === [...staying].sort().join();
+  console.log(`scale-in 5 → 3: ${outcome} in ${secs(opMs)}${error ? `: ${error}` : ''}`);
+  console.log(`existing members restarted: ${restarted.length}${restarted.length ? ` (${restarted.join(', ')})` : ''}`);
+  console.log(`writes: ${writes.ok} ok, ${writes.failed} failed${writes.late ? ` (${writes.late} of them succeeded only after their 5 s deadline)` : ''}, longest gap ${writes.longestGapMs} ms`);
+  console.log(`write latency: p50 ${writes.p50Ms} ms, p99 ${writes.p99Ms} ms, max ${writes.maxMs} ms${writes.errors.length ? `; errors: ${writes.errors.join(' | ')}` : ''}`);
+  console.log(`cluster: ${health.voters} voting members (${voters.join(', ')}), ${health.learners} learners, ${health.healthy ? 'healthy' : `NOT healthy: ${health.problems.join('; ')}`}`);
   return ok;
 }
 

@@ -198,3 +198,77 @@ export function parseRollingRestartInput(input: unknown): RollingRestartInput {
   const change = r.data.change && (Object.keys(r.data.change.set).length || r.data.change.unset.length) ? r.data.change : undefined;
   return { spec, members, reason: r.data.reason, policy: r.data.policy, ...(change ? { change } : {}) };
 }
+
+// ---- scaleIn ------------------------------------------------------------------------------
+
+export const retirePolicies = ['keep', 'wipe'] as const;
+export type RetirePolicy = (typeof retirePolicies)[number];
+
+export const scaleInPolicySchema = z.strictObject({
+  ...basePolicyShape,
+  /**
+   * What becomes of a removed member's data dir on its host: `keep` moves it aside as
+   * `<dataDir>.removed-<time>` (with its env file, so the service cannot start it again), `wipe`
+   * deletes it. Best effort: a host that cannot be reached is reported, not waited for.
+   */
+  retire: z.enum(retirePolicies, { error: `must be one of: ${retirePolicies.join(', ')}` }).default('keep'),
+});
+export type ScaleInPolicy = z.output<typeof scaleInPolicySchema>;
+export type ScaleInPolicyInput = z.input<typeof scaleInPolicySchema>;
+
+export interface ScaleInInput {
+  spec: ClusterSpec;
+  /** Members to remove, by name, one per batch (the order is decided from live health: down members first, the leader last). */
+  remove: string[];
+  policy: ScaleInPolicy;
+  /** Set by the workflow itself when it continues as new: what the runs before did. */
+  continued?: ScaleInCarry;
+}
+
+/** What became of a removed member's host. */
+export interface RetiredHost {
+  member: string;
+  /** Its service was stopped and its data dir dealt with per policy. */
+  cleaned: boolean;
+  /** Where its data dir went (`keep`), or that it was wiped; or why the host was not cleaned. */
+  note: string;
+}
+
+/** A scale-in's progress, handed from one run to the next. */
+export interface ScaleInCarry {
+  kernel: KernelCarry;
+  removed: string[];
+  hosts: RetiredHost[];
+  leaderMoves: { from: string; to: string }[];
+  /** The batch the next run starts at (0-based). */
+  nextBatch: number;
+}
+
+const scaleInSchema = z.strictObject({
+  spec: z.unknown(),
+  remove: z.array(z.string().min(1, 'must not be empty')).min(1, 'must name at least one member to remove'),
+  policy: scaleInPolicySchema.default(scaleInPolicySchema.parse({})),
+});
+
+/**
+ * Validates a scale-in request: the spec, the members to remove (each a member of the spec,
+ * named once, and at least one member left), the policy. Whether the removal keeps a healthy
+ * quorum depends on live health: preflight decides that.
+ */
+export function parseScaleInInput(input: unknown): ScaleInInput {
+  const r = scaleInSchema.safeParse(input);
+  if (!r.success) throw new SpecError('scale-in request', formatIssues(r.error));
+  const spec = parseClusterSpec(r.data.spec, 'scale-in request: spec');
+  const names = spec.members.map((m) => m.name);
+  const remove = r.data.remove.map((n) => n.trim());
+  const issues: string[] = [];
+  remove.forEach((n, i) => {
+    if (!names.includes(n)) issues.push(`remove[${i}]: "${n}" is not a member of cluster ${spec.name} (members: ${names.join(', ')})`);
+    if (remove.indexOf(n) !== i) issues.push(`remove[${i}]: "${n}" is named twice`);
+  });
+  if (issues.length === 0 && names.every((n) => remove.includes(n))) {
+    issues.push(`remove: names every member of cluster ${spec.name} (${names.join(', ')}): a cluster cannot remove its last member; keep at least one`);
+  }
+  if (issues.length) throw new SpecError('scale-in request', issues);
+  return { spec, remove, policy: r.data.policy };
+}

@@ -252,4 +252,26 @@ describe('the operator CLI', () => {
       assert.notEqual(bed.etcdPid(m.name), pids[m.name]);
     }
   });
+
+  it('scale-in: bad input exits 2 naming the field; then 4 → 3 watched to its end, the removed host retired', async () => {
+    const spec4 = { ...bed.spec, members: [...bed.spec.members, Bed.memberInput(bed.host('etcd4'))] };
+    writeFileSync(f('spec4.json'), JSON.stringify(spec4));
+    const all = await cli(['scale-in', '--spec', f('spec4.json'), '--remove', 'etcd1,etcd2,etcd3,etcd4']);
+    assert.equal(all.code, 2, show(all));
+    assert.match(all.stderr, /^scale-in request is not valid:$/m, show(all));
+    assert.match(all.stderr, /remove: names every member of cluster bed .*cannot remove its last member/, show(all));
+    noStack(all);
+    const badRetire = await cli(['scale-in', '--spec', f('spec4.json'), '--remove', 'etcd4', '--retire', 'shred']);
+    assert.equal(badRetire.code, 2, show(badRetire));
+    assert.match(badRetire.stderr, /--retire.*shred.*keep, wipe/, show(badRetire));
+    const pids = Object.fromEntries(['etcd1', 'etcd2', 'etcd3'].map((n) => [n, bed.etcdPid(n)]));
+    const r = await cli(['scale-in', '--spec', f('spec4.json'), '--remove', 'etcd4', '--retire', 'wipe', '--wait'], 240_000);
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /^started scale-in of bed: 4 → 3 \(removing etcd4\), approval never, data dirs: wipe$/m, show(r));
+    assert.match(r.stdout, /^completed: 3 voting members \(etcd1, etcd2, etcd3\); removed etcd4$/m, show(r));
+    assert.match(r.stdout, /^ {2}etcd4: service stopped; \S+ wiped; env file moved to \S+\.removed-\d{8}T\d{6}Z$/m, show(r));
+    const o = await bed.observe();
+    assert.deepEqual(o.members.map((m) => m.name).sort(), ['etcd1', 'etcd2', 'etcd3']);
+    for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.equal(bed.etcdPid(n), pids[n], `${n} was restarted`);
+  });
 });

@@ -98,6 +98,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 /** Samples the member list in the background (I1: never more than one learner; new members appear as learners first). */
 export class MembershipSampler {
   readonly samples: ListedMember[][] = [];
+  /** When each sample came (ms since epoch), index for index with `samples`. */
+  readonly times: number[] = [];
   /** Samples that could not be taken, and why the last one could not: a check needs samples to count. */
   failures = 0;
   lastError: string | undefined;
@@ -111,6 +113,7 @@ export class MembershipSampler {
       while (!this.stopped && Date.now() < until) {
         try {
           this.samples.push(await listMembers(c));
+          this.times.push(Date.now());
         } catch (e) {
           // A sample lost while a member restarts is fine; none at all is not (see `failures`).
           this.failures++;

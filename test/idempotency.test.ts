@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type Activities } from '../activities';
 import { memberPaths, type Member } from '../spec/cluster';
-import { parseScaleOutInput } from '../spec/operations';
+import { parseScaleInInput, parseScaleOutInput } from '../spec/operations';
 import { Bed } from '../testbed';
 import { activityRunner } from '../testbed/run-activity';
 import { waitFor } from './helpers';
@@ -126,5 +127,33 @@ describe('activities are idempotent (each run twice on the real bed)', () => {
   it('compensation never removes a voting member', async () => {
     await assert.rejects(run('removeLearner', ref('etcd4')), /is a voting member; compensation removes learners only/);
     assert.equal((await bed.observe()).voters, 4);
+  });
+
+  it('the scale-in steps for etcd4: preflight only reads; remove, retire (keep), config-sync', async () => {
+    const staying = voters.filter((m) => m.name !== 'etcd4');
+    const [a, b] = await twice('preflightScaleIn', parseScaleInInput({ spec: spec(), remove: ['etcd4'] }));
+    assert.deepEqual(a, b);
+    assert.equal(a.to, 3);
+    const o = await bed.observe();
+    if (o.statuses.find((x) => x.id === o.leaderId)?.name === 'etcd4') await run('moveLeader', { endpoints: staying.flatMap((m) => m.clientURLs), to: staying[0]! });
+    const [r1, r2] = await twice('removeMember', { endpoints: staying.flatMap((m) => m.clientURLs), member: member('etcd4') });
+    assert.equal(r1.removed, true);
+    assert.equal(r2.removed, false, 'the second run finds etcd4 gone');
+    const stamp = '20261126T120000Z';
+    const [t1, t2] = await twice('retireMember', { spec: spec(), member: member('etcd4'), retire: 'keep', stamp });
+    assert.deepEqual(t1, t2);
+    const p = memberPaths(bed.spec, 'etcd4');
+    assert.equal(bed.etcdPid('etcd4'), null);
+    assert.equal(existsSync(p.dataDir), false);
+    assert.ok(readdirSync(`${p.dataDir}.removed-${stamp}`).length > 0, 'the data dir was moved aside whole');
+    assert.equal(readdirSync(dirname(p.dataDir)).filter((f) => f.includes('.removed-')).length, 1, 'one moved-aside data dir, not two');
+    assert.equal(existsSync(p.envFile), false);
+    assert.ok(existsSync(`${p.envFile}.removed-${stamp}`));
+    voters = staying;
+    const [s1, s2] = await twice('syncConfig', { spec: spec(), members: voters });
+    assert.deepEqual(s1.changed.sort(), ['etcd1', 'etcd2', 'etcd3']);
+    assert.deepEqual(s2.changed, []);
+    const h = await bed.waitHealthy(30_000);
+    assert.equal(h.voters, 3);
   });
 });

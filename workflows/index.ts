@@ -3,3 +3,4 @@
 export { clusterHealth } from './health';
 export { scaleOut } from './scaleOut';
 export { rollingRestart } from './rollingRestart';
+export { scaleIn } from './scaleIn';

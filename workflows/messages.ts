@@ -88,10 +88,13 @@ export type Phase =
   | 'start'
   | 'catch-up'
   | 'promote'
-  // rollingRestart
+  // rollingRestart (and scaleIn: move-leader)
   | 'move-leader'
   | 'restart'
   | 'wait-ready'
+  // scaleIn (and config-sync)
+  | 'remove'
+  | 'retire'
   // every operation
   | 'final-check'
   | 'compensating'
@@ -115,7 +118,11 @@ export type MemberState =
   | 'restarting'
   | 'waiting-ready'
   | 'restarted'
-  | 'restart-failed';
+  | 'restart-failed'
+  // scaleIn ('voter': stays)
+  | 'to-remove'
+  | 'removing'
+  | 'removed';
 
 export interface OperationStatus {
   operation: OperationType;

@@ -33,6 +33,11 @@ export function activityProfiles(policy: { stepTimeout: number }) {
     undo: proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', scheduleToCloseTimeout: '15 minutes', heartbeatTimeout, retry: RETRY }),
     /** Cleaning up a host that may stay unreachable: tried for a while, then reported, not fatal. */
     bestEffort: proxyActivities<Activities>({ startToCloseTimeout: '1 minute', scheduleToCloseTimeout: attempt, heartbeatTimeout, retry: RETRY }),
+    /**
+     * Cleaning up the host of a member already removed (scale-in): a few tries, then reported.
+     * Its host is often dead (why it is removed), and nothing waits on it.
+     */
+    hostCleanup: proxyActivities<Activities>({ startToCloseTimeout: '1 minute', heartbeatTimeout, retry: FEW_TRIES }),
   };
 }
 

@@ -4,18 +4,19 @@
  * Per batch (one new member): quorum gate → join as learner → config-sync → start → catch up →
  * promote. Certificates are issued at the first gate that opens for them, for every batch up to
  * the next one that needs its own approval, all at once.
- * From the join until the promotion the batch's undo is on the kernel's compensation stack: an
- * abort or failure removes the learner, stops its service, empties its data dir and restores the
- * other members' env files. A promoted member is kept. Every member's
- * env file tells the truth at the end.
+ * The join itself is MemberSteps.join (memberSteps.ts), shared with replaceMember: from the join
+ * until the promotion the batch's undo is on the kernel's compensation stack: an abort or failure
+ * removes the learner, stops its service, empties its data dir and restores the other members'
+ * env files. A promoted member is kept. Every member's env file tells the truth at the end.
  */
 import { continueAsNew, patched } from '@temporalio/workflow';
 import { FailureType } from '../common/errors';
 import { gateBlockers } from '../common/gate';
 import type { ScaleOutPlan } from '../activities/preflight';
-import type { ClusterSpec, Member } from '../spec/cluster';
+import type { Member } from '../spec/cluster';
 import type { ScaleOutInput } from '../spec/operations';
-import { OperationKernel, causeOf, type Outcome } from './kernel';
+import { OperationKernel, type Outcome } from './kernel';
+import { MemberSteps } from './memberSteps';
 import type { AbortArgs } from './messages';
 import { activityProfiles } from './profiles';
 
@@ -43,12 +44,9 @@ const NO_FINAL_SYNC = 'scaleOut-no-final-sync';
 export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
   const { spec, add, policy, continued } = input;
   const act = activityProfiles(policy);
-  const { awaitCatchUp } = act.longWait(policy.catchUpTimeout);
 
   // Progress, carried over when an earlier run continued as new.
   const added: string[] = [...(continued?.added ?? [])];
-  const voters: Member[] = [...spec.members, ...add.filter((m) => added.includes(m.name))];
-  const rolledBack: string[] = [];
   const catchUpMs: Record<string, number> = { ...continued?.catchUpMs };
   /** New members whose certificate is in place. */
   const certified = new Set<string>(continued?.certified ?? []);
@@ -63,34 +61,17 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
     continueAsNew: (kernel) => continueAsNew<typeof scaleOut>({ spec, add, policy, continued: { kernel, added: [...added], catchUpMs: { ...catchUpMs }, certified: [...certified] } }),
   });
   const status = k.status;
-  const currentSpec = (): ClusterSpec => ({ ...spec, members: [...voters] });
-  /** Set once preflight has matched the live membership to the spec: from then on `voters` is known to be true. */
+  const steps = new MemberSteps(k, act, spec, [...spec.members, ...add.filter((m) => added.includes(m.name))]);
+  /** Set once preflight has matched the live membership to the spec: from then on the membership is known to be true. */
   let membershipVerified = false;
   const needsApproval = (i: number) => policy.approval === 'each-batch' || (policy.approval === 'first-batch' && i === 0);
-
-  /** The undo of a join: learner removed, service stopped, data dir emptied, env files restored. */
-  async function rollBack(m: Member): Promise<void> {
-    k.event(`rolling back ${m.name}: removing the learner, stopping its service, emptying its data dir`);
-    const r = await act.undo.removeLearner({ endpoints: endpoints(voters), member: m });
-    let hostNote = '';
-    try {
-      await act.bestEffort.retireHost({ spec: currentSpec(), member: m });
-    } catch (e) {
-      hostNote = `; its host could not be cleaned (${causeOf(e)}): stop etcd there and empty ${m.name}'s data dir before adding it again`;
-      status.warnings.push(`${m.name}: host not cleaned after rollback: ${causeOf(e)}`);
-    }
-    await act.undo.syncConfig({ spec: currentSpec(), members: voters });
-    k.setMember(m.name, 'rolled-back');
-    rolledBack.push(m.name);
-    k.event(`${m.name} rolled back${r.removed ? ` (learner ${r.id} removed)` : ' (it was not in the member list)'}; env files list ${voters.map((v) => v.name).join(', ')} again${hostNote}`);
-  }
 
   const result = (outcome: Outcome): ScaleOutResult => ({
     outcome,
     cluster: spec.name,
-    members: voters.map((m) => m.name),
+    members: steps.names,
     added: [...added],
-    rolledBack: [...rolledBack],
+    rolledBack: [...steps.rolledBack],
     warnings: status.warnings,
     ...(status.abort ? { abort: status.abort } : {}),
     catchUpMs,
@@ -100,7 +81,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
     async () => {
       if (!continued) k.event(`scale-out of ${spec.name}: ${spec.members.length} → ${spec.members.length + add.length} members (adding ${add.map((m) => m.name).join(', ')}), approval ${policy.approval}`);
       // A run that carries on from an earlier one checks the membership as it is now.
-      const plan: ScaleOutPlan = await act.preflight.preflightScaleOut({ spec: currentSpec(), add: add.filter((m) => !added.includes(m.name)), policy });
+      const plan: ScaleOutPlan = await act.preflight.preflightScaleOut({ spec: steps.currentSpec(), add: add.filter((m) => !added.includes(m.name)), policy });
       membershipVerified = true;
       status.plan = { from: spec.members.length, to: spec.members.length + add.length, batches: add.map((m) => m.name) };
       for (const w of plan.warnings.filter((x) => !status.warnings.includes(x))) k.warn(w);
@@ -110,14 +91,13 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
         if (added.includes(m.name)) continue; // added by an earlier run
         status.batch = { index: i, of: add.length, member: m.name };
         const needApproval = needsApproval(i);
-        const names = voters.map((v) => v.name);
+        const names = steps.names;
         await k.interruptible(() =>
-          k.gate({ batch: i, endpoints: endpoints(voters), needApproval, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: m.name }), label: (n) => n }),
+          k.gate({ batch: i, endpoints: endpoints(steps.voters), needApproval, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: m.name }), label: (n) => n }),
         );
         k.event(`batch ${i + 1}/${add.length}: adding ${m.name}`);
         // Until it joins, an abort or failure only puts the member back to "planned".
         k.onUndo(m.name, { what: '', manual: '', run: async () => k.setMember(m.name, 'planned') });
-        const ref = { endpoints: endpoints(voters), member: m };
 
         if (!certified.has(m.name)) {
           // This batch's certificate, and (CERTS_UP_FRONT) those of the batches that follow up to the
@@ -127,7 +107,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
           const these = patched(CERTS_UP_FRONT) ? add.slice(i, until < 0 ? add.length : until) : [m];
           k.phase('cert');
           for (const x of these) k.setMember(x.name, 'cert');
-          const certs = await Promise.all(these.map((x) => act.step.issueCert({ spec: currentSpec(), member: x })));
+          const certs = await Promise.all(these.map((x) => act.step.issueCert({ spec: steps.currentSpec(), member: x })));
           for (const c of certs) {
             certified.add(c.member);
             k.event(`${c.member}: certificate ${c.issued ? 'issued' : 'already valid'} for ${c.sans.join(', ')}`);
@@ -136,52 +116,18 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
           k.checkAbort();
         }
 
-        k.phase('join');
-        // From here on an abort or failure rolls the member back (a no-op if the add never happened).
-        k.onUndo(m.name, {
-          what: `${m.name}: remove the learner, stop its service, empty its data dir, restore the env files of ${names.join(', ')}`,
-          manual: `remove the learner with peer URL ${m.peerURLs.join(',')} if it is still listed (etcdctl member list; etcdctl member remove <id>), stop etcd on ${m.name} and empty its data dir, and set ETCD_INITIAL_CLUSTER on ${names.join(', ')} to list only them`,
-          run: () => rollBack(m),
-        });
-        const joined = await act.step.addLearner(ref);
-        k.setMember(m.name, 'learner');
-        k.event(`${m.name}: ${joined.existed ? 'already in the member list' : 'added'} as learner ${joined.id}`);
-        k.checkAbort();
-
-        k.phase('config-sync');
-        const sync = await act.step.syncConfig({ spec: currentSpec(), members: [...voters, m], joining: m.name });
-        k.event(`config-sync: ETCD_INITIAL_CLUSTER now lists ${[...voters, m].map((x) => x.name).join(', ')} (${sync.changed.length ? `rewrote ${sync.changed.join(', ')}` : 'already so'}; nothing restarted)`);
-        k.checkAbort();
-
-        k.phase('start');
-        k.setMember(m.name, 'starting');
-        await act.stepFewTries.startMember({ spec: currentSpec(), member: m });
-        k.event(`${m.name}: service started`);
-
-        k.phase('catch-up');
-        k.setMember(m.name, 'catching-up');
-        const caught = await k.interruptible(() => awaitCatchUp({ ...ref, maxLag: policy.maxCatchUpLag }));
-        catchUpMs[m.name] = caught.tookMs;
-        k.event(`${m.name}: caught up in ${caught.tookMs} ms (applied ${caught.learnerApplied} vs leader ${caught.leaderApplied})`);
-        k.checkAbort(); // the last safe point: after this the member is promoted and kept
-
-        k.phase('promote');
-        k.setMember(m.name, 'promoting');
-        const promoted = await act.step.promoteLearner(ref);
-        k.commit(m.name);
-        voters.push(m);
+        const joined = await steps.join(m, policy);
+        catchUpMs[m.name] = joined.catchUpMs;
         added.push(m.name);
-        k.setMember(m.name, 'added');
-        k.event(`${m.name}: promoted to voting member${promoted.alreadyVoter ? ' (it already was)' : ''}; ${voters.length} voting members`);
       }
 
       k.phase('final-check');
       status.batch = null;
-      const names = voters.map((v) => v.name);
-      await k.gate({ batch: add.length, endpoints: endpoints(voters), needApproval: false, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: 'final check' }), label: (n) => n });
+      const names = steps.names;
+      await k.gate({ batch: add.length, endpoints: endpoints(steps.voters), needApproval: false, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: 'final check' }), label: (n) => n });
       // The last batch's config-sync already listed exactly these voters on every host.
-      if (!patched(NO_FINAL_SYNC)) await act.step.syncConfig({ spec: currentSpec(), members: voters });
-      k.complete(`completed: ${voters.length} voting members (${voters.map((v) => v.name).join(', ')}); every env file lists them`);
+      if (!patched(NO_FINAL_SYNC)) await act.step.syncConfig({ spec: steps.currentSpec(), members: steps.voters });
+      k.complete(`completed: ${steps.voters.length} voting members (${names.join(', ')}); every env file lists them`);
       return result('completed');
     },
     {
@@ -189,9 +135,9 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
       failureType: FailureType.ScaleOutFailed,
       failureMessage: (cause) =>
         `scale-out of ${spec.name} failed: ${cause}` +
-        (rolledBack.length ? `. Rolled back: ${rolledBack.join(', ')} (learner removed, service stopped, data dir emptied)` : '') +
-        (membershipVerified ? `. Voting members now: ${voters.map((v) => v.name).join(', ')}${added.length ? ` (added and kept: ${added.join(', ')})` : ''}.` : '. Nothing was changed.'),
-      abortedNote: () => `voting members ${voters.map((v) => v.name).join(', ')}`,
+        (steps.rolledBack.length ? `. Rolled back: ${steps.rolledBack.join(', ')} (learner removed, service stopped, data dir emptied)` : '') +
+        (membershipVerified ? `. Voting members now: ${steps.names.join(', ')}${added.length ? ` (added and kept: ${added.join(', ')})` : ''}.` : '. Nothing was changed.'),
+      abortedNote: () => `voting members ${steps.names.join(', ')}`,
     },
   );
 }

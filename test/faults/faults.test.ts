@@ -83,6 +83,17 @@ function rollingRestart(): OperationUnderTest {
   };
 }
 
+/** A scale-in removing etcd3: the two that stay are never restarted; a failure before the removal leaves EXISTING. */
+function scaleIn(): OperationUnderTest {
+  const stay = EXISTING.filter((m) => m !== 'etcd3');
+  return {
+    hosts: EXISTING.length,
+    start: (bed) => steward.startScaleIn({ spec: bed.spec, remove: ['etcd3'] }),
+    ifCompleted: { members: stay, pids: { expect: 'unchanged', of: stay } },
+    ifFailed: { members: EXISTING, pids: { expect: 'unchanged', of: EXISTING } },
+  };
+}
+
 interface CaseOptions {
   /** The first worker holds at this point (STEWARD_TEST_FAULT_HOLD), given the marker file it touches. */
   hold?: (marker: string) => string;
@@ -412,6 +423,18 @@ describe('fault matrix', () => {
     survives('rolling restart: worker killed during restart, work done but not reported', rollingRestart(), { hold: (m) => `restartMember:after:${m}` }, async (ctx) => {
       await waitFor('the worker to reach the end of restartMember', () => existsSync(ctx.marker), 120_000, 20);
       return killAndMeasure(ctx, 'restartMember');
+    }),
+  );
+
+  // ---- scale-in -----------------------------------------------------------------------------
+
+  it(
+    'scale-in: worker killed after MemberRemove was done but before it was reported',
+    survives('scale-in: worker killed during removeMember, work done but not reported', scaleIn(), { hold: (m) => `removeMember:after:${m}` }, async (ctx) => {
+      await waitFor('the worker to reach the end of removeMember', () => existsSync(ctx.marker), 120_000, 20);
+      const gone = !(await ctx.bed.observe()).members.some((m) => m.name === 'etcd3');
+      if (!gone) throw new Error('etcd3 is still in the member list when removeMember is held after its work');
+      return `etcd3 removed, then ${await killAndMeasure(ctx, 'removeMember')} (it found etcd3 gone and went on)`;
     }),
   );
 });

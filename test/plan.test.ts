@@ -1,0 +1,99 @@
+// Pure logic: which member a scale-in may remove, and when none may be (common/scaleInPlan.ts),
+// and the scale-in request's validation (spec/operations.ts). Made-up observations only.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ClusterObservation } from '../common/observation';
+import { planRemoval, projectRemoval, projectRemovalOrder } from '../common/scaleInPlan';
+import { parseScaleInInput } from '../spec/operations';
+import { SpecError } from '../spec/cluster';
+
+/** A cluster of voters named etcd1..n (ids "1".."n"), `leader` leading, `down` not answering, applied indexes per member. */
+function cluster(n: number, o: { leader?: number; down?: number[]; applied?: Record<number, number> } = {}): ClusterObservation {
+  const leader = String(o.leader ?? 1);
+  const members = Array.from({ length: n }, (_, i) => ({ id: String(i + 1), name: `etcd${i + 1}`, peerURLs: [`https://127.0.0.${i + 1}:2380`], clientURLs: [`https://127.0.0.${i + 1}:2379`], isLearner: false }));
+  const statuses = members.map((m, i) => {
+    const ok = !(o.down ?? []).includes(i + 1);
+    return ok
+      ? { id: m.id, name: m.name, endpoint: m.clientURLs[0]!, ok, leaderId: leader, raftAppliedIndex: String(o.applied?.[i + 1] ?? 100), isLearner: false }
+      : { id: m.id, name: m.name, endpoint: m.clientURLs[0]!, ok, error: 'connection refused', isLearner: false };
+  });
+  return { members, statuses, leaderId: leader, voters: n, learners: 0, problems: [], healthy: true };
+}
+
+describe('scale-in planning', () => {
+  it('projects the staying members against their quorum, from live health', () => {
+    assert.deepEqual(projectRemoval(cluster(5), ['etcd4', 'etcd5']), { voters: 3, healthy: 3, quorum: 2, problem: null });
+    // 3 members, etcd3 down: removing the two that answer leaves one member that does not
+    const p = projectRemoval(cluster(3, { down: [3] }), ['etcd1', 'etcd2']);
+    assert.equal(p.healthy, 0);
+    assert.match(p.problem!, /removing etcd1, etcd2 would leave 1 voting member\(s\) \(etcd3\) of which 0 answer\(s\) now \(down: etcd3\), below their quorum of 1/);
+    // 5 members, two down, removing one healthy: 4 left, 2 answer, quorum 3
+    assert.match(projectRemoval(cluster(5, { down: [4, 5] }), ['etcd1']).problem!, /4 voting member\(s\).*of which 2 answer\(s\).*quorum of 3/);
+    // removing the dead ones is what makes it healthy again
+    assert.equal(projectRemoval(cluster(5, { down: [4, 5] }), ['etcd4', 'etcd5']).problem, null);
+    assert.match(projectRemoval(cluster(3), ['etcd1', 'etcd2', 'etcd3']).problem!, /would leave no voting member/);
+  });
+
+  it('removes members that do not answer first, then followers, the leader last after moving leadership to the most caught-up member that stays', () => {
+    const o = cluster(5, { leader: 2, down: [5], applied: { 1: 90, 3: 120, 4: 110 } });
+    assert.deepEqual(planRemoval(o, ['etcd2', 'etcd4', 'etcd5']).batch, { member: 'etcd5', wasDown: true });
+    assert.deepEqual(planRemoval(cluster(5, { leader: 2 }), ['etcd2', 'etcd4']).batch, { member: 'etcd4', wasDown: false });
+    // only the leader left: the most caught-up answering member that stays takes over (etcd3), not etcd4 which is removed too
+    const onlyLeader = planRemoval(cluster(5, { leader: 2, applied: { 1: 90, 3: 110, 4: 200 } }), ['etcd2', 'etcd4'].slice(0, 1));
+    assert.deepEqual(onlyLeader.batch, { member: 'etcd2', wasDown: false, moveLeaderTo: { name: 'etcd4', id: '4' } });
+    const notToRemoved = planRemoval(cluster(5, { leader: 2, applied: { 1: 90, 3: 110, 4: 200 } }), ['etcd2']);
+    assert.equal(notToRemoved.batch?.moveLeaderTo?.name, 'etcd4');
+    assert.deepEqual(projectRemovalOrder(o, ['etcd2', 'etcd4', 'etcd5']), ['etcd5 (down)', 'etcd4', 'etcd2 (leader: leadership moved first)']);
+  });
+
+  it('never hands leadership to a member that is itself being removed', () => {
+    // etcd1 leads; etcd2 is the most caught up, but it is removed too: the follower goes first,
+    // and when the leader's turn comes etcd2 is gone; until then it is never chosen
+    const o = cluster(5, { leader: 1, applied: { 2: 500, 3: 100, 4: 300, 5: 50 } });
+    assert.equal(planRemoval(o, ['etcd1', 'etcd2']).batch?.member, 'etcd2');
+    const statuses = o.statuses.map((s) => (s.name === 'etcd2' ? { ...s, raftAppliedIndex: '900' } : s));
+    // (a made-up state where the leader is the only follower-less choice while etcd2 is still listed as to remove)
+    const leaderOnly = planRemoval({ ...o, statuses }, ['etcd1']);
+    assert.equal(leaderOnly.batch?.moveLeaderTo?.name, 'etcd2', 'etcd2 stays here, so it may take over');
+    const noStayingCandidate = planRemoval({ ...o, statuses: statuses.map((s) => (s.name === 'etcd1' || s.name === 'etcd2' ? s : { ...s, ok: false })) }, ['etcd1', 'etcd2']);
+    assert.match(noStayingCandidate.blockers.join(), /below their quorum/);
+  });
+
+  it('blocks, saying why, when a removal would lose the healthy quorum, there is no leader, or no member that stays answers', () => {
+    const d = planRemoval(cluster(3, { down: [3] }), ['etcd1', 'etcd2']);
+    assert.equal(d.batch, null);
+    assert.match(d.blockers[0]!, /below their quorum/);
+    const noLeader = { ...cluster(3), leaderId: null };
+    assert.match(planRemoval(noLeader, ['etcd2']).blockers[0]!, /no leader/);
+    assert.match(planRemoval(cluster(3), ['etcd9']).blockers[0]!, /etcd9 is not a voting member/);
+    assert.deepEqual(planRemoval(cluster(3), []).blockers, ['nothing left to remove']);
+  });
+});
+
+describe('scale-in request', () => {
+  const spec = {
+    name: 'c',
+    ca: { host: 'etcd1' },
+    members: [1, 2, 3].map((i) => ({ name: `etcd${i}`, address: `127.0.0.${i}`, ssh: { hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2l0sQh2x8vV0rjYv1U9C6m5q5Q0g5l2W5mYd2s1bq' } })),
+  };
+  const refuses = (input: unknown, re: RegExp) =>
+    assert.throws(
+      () => parseScaleInInput(input),
+      (e: unknown) => e instanceof SpecError && re.test(e.message),
+    );
+
+  it('takes the members to remove and a retire policy (keep by default)', () => {
+    const r = parseScaleInInput({ spec, remove: ['etcd3'] });
+    assert.deepEqual(r.remove, ['etcd3']);
+    assert.equal(r.policy.retire, 'keep');
+    assert.equal(parseScaleInInput({ spec, remove: ['etcd3'], policy: { retire: 'wipe' } }).policy.retire, 'wipe');
+  });
+
+  it('refuses an unknown member, one named twice, every member, and a bad retire policy, naming the field', () => {
+    refuses({ spec, remove: ['etcd9'] }, /remove\[0\]: "etcd9" is not a member of cluster c \(members: etcd1, etcd2, etcd3\)/);
+    refuses({ spec, remove: ['etcd2', 'etcd2'] }, /remove\[1\]: "etcd2" is named twice/);
+    refuses({ spec, remove: ['etcd1', 'etcd2', 'etcd3'] }, /remove: names every member of cluster c .*cannot remove its last member/);
+    refuses({ spec, remove: [] }, /remove: must name at least one member to remove/);
+    refuses({ spec, remove: ['etcd3'], policy: { retire: 'shred' } }, /policy\.retire: must be one of: keep, wipe/);
+  });
+});
