@@ -5,9 +5,20 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../common/errors';
-import { type RollingRestartInput, type ScaleInInput, type ScaleOutInput, parseRollingRestartInput, parseScaleInInput, parseScaleOutInput } from '../spec/operations';
+import {
+  type ReplaceMemberInput,
+  type RollingRestartInput,
+  type ScaleInInput,
+  type ScaleOutInput,
+  parseReplaceMemberInput,
+  parseRollingRestartInput,
+  parseScaleInInput,
+  parseScaleOutInput,
+  replacesInPlace,
+} from '../spec/operations';
+import { type ReplaceOrder, decideReplace } from '../common/replacePlan';
 import { projectRemoval, projectRemovalOrder } from '../common/scaleInPlan';
-import { type ClusterSpec, SpecError, expand, findMember, memberPaths } from '../spec/cluster';
+import { type ClusterSpec, type Member, SpecError, expand, findMember, memberPaths } from '../spec/cluster';
 import { failureTolerance, quorum } from '../common/quorum';
 import { type EtcdCredentials, type ListedMember, etcdClient, listMembers, observeCluster } from './etcd';
 import { sshTarget } from './host';
@@ -40,6 +51,19 @@ export interface ScaleInPlan {
   order: string[];
   /** Members to remove that do not answer now (removed first; their hosts cleaned if reachable). */
   down: string[];
+  warnings: string[];
+}
+
+export interface ReplacePlan {
+  strategy: ReplaceOrder;
+  /** Why that order, for people. */
+  why: string;
+  /** The lowest etcd version the members report. */
+  version: string;
+  /** The old member does not answer now. */
+  oldDown: boolean;
+  /** A learner left for the new member by an earlier attempt, which join will reuse. */
+  adoptedLearner: boolean;
   warnings: string[];
 }
 
@@ -83,6 +107,37 @@ export function membershipProblems(spec: ClusterSpec, live: ListedMember[], unli
   return problems;
 }
 
+/**
+ * The checks of a new member's host, one script: etcd binary and openssl there; and, marked
+ * (`<MARK> new ...`, they only matter for a member not adopted as a learner already), an empty
+ * data dir and no etcd service running.
+ */
+function newMemberScript(spec: ClusterSpec, m: Member): string {
+  const p = memberPaths(spec, m.name);
+  const isActive = expand(spec.service.isActive, m.name);
+  return [
+    `test -x ${shq(p.etcdBinary)} || echo "no etcd binary at ${p.etcdBinary}"`,
+    `command -v openssl >/dev/null || echo "no openssl"`,
+    `if [ -d ${shq(p.dataDir)} ] && [ -n "$(ls -A ${shq(p.dataDir)} 2>/dev/null)" ]; then echo "${MARK} new data dir ${p.dataDir} is not empty (a new member must start empty)"; fi`,
+    `if ${noStdin(isActive)} >/dev/null 2>&1; then echo "${MARK} new its etcd service is already running"; fi`,
+  ].join('\n');
+}
+
+/** What newMemberScript printed, as problems (`who` names the member in them). */
+function newMemberProblems(stdout: string, who: string, adopted: boolean): string[] {
+  const out: string[] = [];
+  for (const line of stdout.trim().split('\n').filter(Boolean)) {
+    if (!line.startsWith(`${MARK} new `)) out.push(`${who}: ${line}`);
+    else if (!adopted) out.push(`${who}: ${line.slice(`${MARK} new `.length)}`);
+  }
+  return out;
+}
+
+/** The check of the CA host: ca.pem and ca-key.pem readable in the CA dir; prints `<MARK> ca <file>` for each missing one. */
+function caFilesScript(caDir: string): string {
+  return `for f in ca.pem ca-key.pem; do test -r ${shq(caDir)}/$f || echo "${MARK} ca $f"; done`;
+}
+
 /** SSH errors no retry fixes (wrong host key, login refused) become problems; the rest (unreachable) are rethrown, retryable. */
 function recordHostProblem(problems: string[], e: unknown, who: string): void {
   if (e instanceof SshError && (e.kind === 'host-key-mismatch' || e.kind === 'auth')) problems.push(`${who}: ${e.message}`);
@@ -111,24 +166,13 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const memberScript = (m: (typeof spec.members)[number]) => {
         const p = memberPaths(spec, m.name);
         const lines = [`test -r ${shq(p.envFile)} || echo "missing ${p.envFile}"`];
-        if (m.name === caHost.name) lines.push(`for f in ca.pem ca-key.pem; do test -r ${shq(caDir)}/$f || echo "${MARK} ca $f"; done`);
+        if (m.name === caHost.name) lines.push(caFilesScript(caDir));
         return lines.join('\n');
-      };
-      const addScript = (m: (typeof add)[number]) => {
-        const p = memberPaths(spec, m.name);
-        const isActive = expand(spec.service.isActive, m.name);
-        // The last two only matter for a member not adopted as a learner already: marked, decided below.
-        return [
-          `test -x ${shq(p.etcdBinary)} || echo "no etcd binary at ${p.etcdBinary}"`,
-          `command -v openssl >/dev/null || echo "no openssl"`,
-          `if [ -d ${shq(p.dataDir)} ] && [ -n "$(ls -A ${shq(p.dataDir)} 2>/dev/null)" ]; then echo "${MARK} new data dir ${p.dataDir} is not empty (a new member must start empty)"; fi`,
-          `if ${noStdin(isActive)} >/dev/null 2>&1; then echo "${MARK} new its etcd service is already running"; fi`,
-        ].join('\n');
       };
       const [liveR, specR, addR] = await Promise.all([
         Promise.allSettled([readLiveMembers(creds, spec)]),
         Promise.allSettled(spec.members.map((m) => sshExec(sshTarget(m), ssh, memberScript(m)))),
-        Promise.allSettled(add.map((m) => sshExec(sshTarget(m), ssh, addScript(m)))),
+        Promise.allSettled(add.map((m) => sshExec(sshTarget(m), ssh, newMemberScript(spec, m)))),
       ]);
       if (liveR[0]!.status === 'rejected') throw liveR[0]!.reason;
       const live = liveR[0]!.value;
@@ -165,10 +209,7 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       add.forEach((m, i) => {
         const r = addR[i]!;
         if (r.status === 'rejected') return hostProblem(r.reason, `add[${i}] (${m.name})`);
-        for (const line of lines(r.value)) {
-          if (!line.startsWith(`${MARK} new `)) problems.push(`add[${i}] (${m.name}): ${line}`);
-          else if (!adopted.includes(m.name)) problems.push(`add[${i}] (${m.name}): ${line.slice(`${MARK} new `.length)}`);
-        }
+        problems.push(...newMemberProblems(r.value.stdout, `add[${i}] (${m.name})`, adopted.includes(m.name)));
       });
       if (problems.length) throw ApplicationFailure.nonRetryable(`scale-out refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, FailureType.InvalidInput);
 
@@ -221,6 +262,72 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         warnings.push(`the CA lives on ${spec.ca.host} (spec ca.host), which is being removed: copy ${expand(spec.ca.dir, spec.ca.host)}/ca.pem and ca-key.pem to a member that stays and set ca.host to it before the next scale-out`);
       }
       return { from, to, order: projectRemovalOrder(o, remove), down, warnings };
+    },
+
+    /**
+     * Preflight of a replacement: the live membership is the spec's (a learner left for the new
+     * member by an earlier attempt is adopted); the order (remove or add first) decided from live
+     * health and the etcd version, or the one asked for refused when it cannot work; with
+     * remove-first, the staying members keep a healthy quorum; the new member's host is ready
+     * (binary, openssl, empty data dir, no etcd running); the staying members have their env
+     * files; the CA host can sign the new certificate. The old member's host is not required.
+     */
+    async preflightReplaceMember(raw: ReplaceMemberInput): Promise<ReplacePlan> {
+      const { spec, replace, with: neu, policy } = invalidInput(() => parseReplaceMemberInput(raw));
+      const old = findMember(spec, replace);
+      const inPlace = replacesInPlace(old, neu);
+      const staying = spec.members.filter((m) => m.name !== replace);
+      const caHost = findMember(spec, spec.ca.host);
+      const caDir = expand(spec.ca.dir, spec.ca.host);
+      const stayingScript = (m: Member) => {
+        const envFile = memberPaths(spec, m.name).envFile;
+        return [`test -r ${shq(envFile)} || echo ${shq(`${MARK} env its env file ${envFile} is missing or cannot be read (config-sync rewrites it)`)}`, ...(m.name === caHost.name ? [caFilesScript(caDir)] : [])].join('\n');
+      };
+      const [o, stayR, caR, newR] = await Promise.all([
+        observeCluster(creds, { endpoints: spec.members.flatMap((m) => m.clientURLs), timeoutMs: 5_000 }),
+        Promise.allSettled(staying.map((m) => sshExec(sshTarget(m), ssh, stayingScript(m)))),
+        // the CA on the member being replaced: it must still answer, to sign the new certificate before it goes
+        Promise.allSettled(caHost.name === replace ? [sshExec(sshTarget(caHost), ssh, caFilesScript(caDir))] : []),
+        Promise.allSettled([sshExec(sshTarget(neu), ssh, newMemberScript(spec, neu))]),
+      ]);
+      if (o.members.length === 0) throw new Error(`cannot read the member list from ${spec.members.map((m) => m.name).join(', ')}: ${o.problems.join('; ')}`);
+      let adoptedLearner = false;
+      const problems = membershipProblems(spec, o.members, (l) => {
+        if (!neu.peerURLs.some((u) => l.peerURLs.includes(u))) return undefined;
+        if (l.isLearner && (l.name === '' || l.name === neu.name)) {
+          adoptedLearner = true;
+          return null;
+        }
+        return `with (${neu.name}): peer URL ${l.peerURLs.join(',')} is already a ${l.isLearner ? 'learner' : 'voting member'} of the cluster${l.name ? ` named "${l.name}"` : ''}`;
+      });
+      const byName = o.members.find((x) => x.name === neu.name && !x.peerURLs.some((u) => neu.peerURLs.includes(u)) && x.name !== replace);
+      if (byName) problems.push(`with.name: "${neu.name}" is already the name of live member ${byName.id}`);
+
+      const caMissing = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith(`${MARK} ca `)).map((l) => l.slice(`${MARK} ca `.length));
+      staying.forEach((m, i) => {
+        const r = stayR[i]!;
+        if (r.status === 'rejected') return recordHostProblem(problems, r.reason, m.name);
+        const own = r.value.stdout.split('\n').filter((l) => l.startsWith(`${MARK} env `)).map((l) => l.slice(`${MARK} env `.length));
+        if (own.length) problems.push(`${m.name}: ${own.join('; ')}`);
+        if (m.name === caHost.name && caMissing(r.value.stdout).length) problems.push(`ca: ${caHost.name} has no readable ${caMissing(r.value.stdout).join(', ')} in ${caDir}`);
+      });
+      if (caHost.name === replace) {
+        const r = caR[0]!;
+        if (r.status === 'rejected') {
+          problems.push(`ca: the CA lives on ${replace} (spec ca.host), the member being replaced, and its host cannot sign ${neu.name}'s certificate (${(r.reason as Error).message}): copy ${caDir}/ca.pem and ca-key.pem to a member that stays and set ca.host to it`);
+        } else if (caMissing(r.value.stdout).length) problems.push(`ca: ${caHost.name} has no readable ${caMissing(r.value.stdout).join(', ')} in ${caDir}`);
+      }
+      const nr = newR[0]!;
+      if (nr.status === 'rejected') recordHostProblem(problems, nr.reason, `with (${neu.name})`);
+      else problems.push(...newMemberProblems(nr.value.stdout, `with (${neu.name})`, adoptedLearner));
+
+      const d = problems.length === 0 ? decideReplace(o, replace, neu.name, inPlace, policy.strategy) : null;
+      if (d) problems.push(...d.problems);
+      if (problems.length || !d) throw ApplicationFailure.nonRetryable(`replacement refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, FailureType.InvalidInput);
+      const warnings = [...d.warnings];
+      if (caHost.name === replace) warnings.push(`the CA lives on ${replace} (spec ca.host), which is being replaced: copy ${caDir}/ca.pem and ca-key.pem to a member that stays and set ca.host to it before the next operation`);
+      const oldDown = !o.statuses.find((x) => x.name === replace)?.ok;
+      return { strategy: d.strategy, why: d.why, version: d.version, oldDown, adoptedLearner, warnings };
     },
 
     /**

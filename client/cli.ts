@@ -5,6 +5,7 @@
  *   scale-out --spec prod-etcd.yaml --add new-members.yaml --approval each-batch
  *   restart --spec prod-etcd.yaml --reason "quota 8 GiB" --set ETCD_QUOTA_BACKEND_BYTES=8589934592
  *   scale-in --spec prod-etcd.yaml --remove etcd4,etcd5
+ *   replace --spec prod-etcd.yaml --member etcd2 --with new-etcd2.yaml
  *   status|watch|approve|pause|resume --cluster prod-etcd
  *   abort --cluster prod-etcd --reason "..."
  *   quorum --cluster prod-etcd --unhealthy --reason "..." --source alertmanager
@@ -20,11 +21,24 @@ import { type Client, type WorkflowExecutionDescription, type WorkflowHandle, Wo
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { ClusterSpec } from '../spec/cluster';
-import { type RollingRestartInput, type ScaleInInput, type ScaleOutInput, approvalPolicies, parseRollingRestartInput, parseScaleInInput, parseScaleOutInput, retirePolicies } from '../spec/operations';
+import {
+  type ReplaceMemberInput,
+  type RollingRestartInput,
+  type ScaleInInput,
+  type ScaleOutInput,
+  approvalPolicies,
+  parseReplaceMemberInput,
+  parseRollingRestartInput,
+  parseScaleInInput,
+  parseScaleOutInput,
+  replaceStrategies,
+  retirePolicies,
+} from '../spec/operations';
 import { innermostMessage } from '../common/errors';
 import {
   type HealthReport,
   type OperationStatus,
+  type ReplaceMemberResult,
   type RollingRestartResult,
   type ScaleInResult,
   type ScaleOutResult,
@@ -113,6 +127,7 @@ function formatStatus(s: OperationStatus, d: WorkflowExecutionDescription, hints
     `phase:       ${s.phase}`,
   ];
   if (s.plan && s.operation === 'scaleOut') lines.push(`plan:        ${s.plan.from} → ${s.plan.to} voting members, one batch each: ${s.plan.batches.join(', ')}`);
+  else if (s.plan && s.operation === 'replaceMember') lines.push(`plan:        ${s.plan.from} voting members; in this order: ${s.plan.batches.join(' → ')}`);
   else if (s.plan && s.operation === 'scaleIn') lines.push(`plan:        ${s.plan.from} → ${s.plan.to} voting members, one removal per batch, expected order: ${s.plan.batches.join(', ')}`);
   else if (s.plan) lines.push(`plan:        ${s.plan.from} voting members; batches from here (decided again from live health before each): ${s.plan.batches.map((b) => `[${b}]`).join(' → ') || 'none'}`);
   if (s.batch) lines.push(`batch:       ${s.batch.index + 1}/${s.batch.of} (${s.batch.member})`);
@@ -165,6 +180,20 @@ function formatScaleInResult(r: ScaleInResult): string {
       ? `completed: ${r.members.length} voting members (${r.members.join(', ')}); removed ${r.removed.join(', ')}`
       : `aborted${who(r.abort?.by)}: ${r.abort?.reason ?? 'no reason given'}; removed ${r.removed.join(', ') || 'none'}, not removed ${r.notRemoved.join(', ') || 'none'}; voting members ${r.members.join(', ')}`,
   ];
+  for (const m of r.leaderMoves) lines.push(`  leadership moved ${m.from} → ${m.to} before ${m.from} was removed`);
+  for (const h of r.hosts) lines.push(`  ${h.member}: ${h.cleaned ? h.note : `NOT CLEANED: ${h.note}`}`);
+  for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  return lines.join('\n');
+}
+
+function formatReplaceMemberResult(r: ReplaceMemberResult): string {
+  const lines = [
+    r.outcome === 'completed'
+      ? `completed: ${r.replaced} replaced by ${r.by} (${r.strategy}); ${r.members.length} voting members (${r.members.join(', ')})`
+      : `aborted${who(r.abort?.by)}: ${r.abort?.reason ?? 'no reason given'}; ${r.replaced} ${r.removed ? 'removed' : 'still a member'}, ${r.by} ${r.added ? 'added' : r.rolledBack ? 'rolled back' : 'not added'}; voting members ${r.members.join(', ')}`,
+  ];
+  if (r.why) lines.push(`  order: ${r.strategy}: ${r.why}`);
+  if (r.catchUpMs !== null) lines.push(`  ${r.by} caught up in ${r.catchUpMs} ms`);
   for (const m of r.leaderMoves) lines.push(`  leadership moved ${m.from} → ${m.to} before ${m.from} was removed`);
   for (const h of r.hosts) lines.push(`  ${h.member}: ${h.cleaned ? h.note : `NOT CLEANED: ${h.note}`}`);
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
@@ -308,10 +337,11 @@ async function watch(steward: StewardClient, g: Globals, handle: WorkflowHandle,
 async function outcome(handle: WorkflowHandle, d: WorkflowExecutionDescription): Promise<number> {
   switch (d.status.name) {
     case 'COMPLETED': {
-      const r = (await handle.result()) as ScaleOutResult | RollingRestartResult | ScaleInResult;
+      const r = (await handle.result()) as ScaleOutResult | RollingRestartResult | ScaleInResult | ReplaceMemberResult;
       if (d.type === 'scaleOut') console.log(formatScaleOutResult(r as ScaleOutResult));
       else if (d.type === 'rollingRestart') console.log(formatRollingRestartResult(r as RollingRestartResult));
       else if (d.type === 'scaleIn') console.log(formatScaleInResult(r as ScaleInResult));
+      else if (d.type === 'replaceMember') console.log(formatReplaceMemberResult(r as ReplaceMemberResult));
       else console.log(`completed: ${JSON.stringify(r)}`);
       return r?.outcome === 'aborted' ? EXIT.aborted : EXIT.ok;
     }
@@ -370,7 +400,7 @@ const positiveInt = (what: string) => (v: string) => {
 // ---- the commands -------------------------------------------------------------------------
 
 const program = new Command('etcd-steward')
-  .description('Operate etcd-steward: check a cluster, scale it out or in, restart it member by member, and watch, approve, pause, resume or abort its operation.')
+  .description('Operate etcd-steward: check a cluster, scale it out or in, replace a member, restart it member by member, and watch, approve, pause, resume or abort its operation.')
   .addOption(new Option('--address <host:port>', 'Temporal frontend').env('STEWARD_TEMPORAL_ADDRESS').default('127.0.0.1:7233'))
   .addOption(new Option('--namespace <name>', 'Temporal namespace').env('STEWARD_NAMESPACE').default('default'))
   .addOption(new Option('--task-queue <name>', "the workers' task queue").env('STEWARD_TASK_QUEUE').default('etcd-steward'))
@@ -556,6 +586,58 @@ program
             ...(o.retire ? { retire: o.retire } : {}),
             ...(o.approval ? { approval: o.approval } : {}),
             ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
+            ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
+          },
+        }),
+    ),
+  );
+
+program
+  .command('replace')
+  .description('replace one member by a new one without losing quorum: add first when the old one answers, remove first when it is down or the new one takes its name or address')
+  .requiredOption('--spec <file>', 'the cluster spec (YAML or JSON)')
+  .requiredOption('--member <name>', 'the member to replace')
+  .requiredOption('--with <file>', 'the new member: a YAML or JSON object shaped like a spec member (the old name on a rebuilt host is allowed)')
+  .addOption(new Option('--strategy <order>', 'remove-first, add-first, or auto (decided from live health and the etcd version)').choices(replaceStrategies))
+  .addOption(new Option('--retire <what>', "what becomes of the old member's data dir: moved aside with a timestamp (keep) or deleted (wipe)").choices(retirePolicies))
+  .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
+  .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
+  .option('--catch-up-timeout <duration>', 'how long the new learner may take to catch up before it is rolled back')
+  .option('--step-timeout <duration>', 'deadline of each step, retries included')
+  .option('--wait', 'watch the operation until it ends (exit 0 completed, 1 failed, 4 aborted)')
+  .action(
+    action<
+      {
+        spec: string;
+        member: string;
+        with: string;
+        strategy?: (typeof replaceStrategies)[number];
+        retire?: (typeof retirePolicies)[number];
+        approval?: (typeof approvalPolicies)[number];
+        gateTimeout?: string;
+        catchUpTimeout?: string;
+        stepTimeout?: string;
+        wait?: boolean;
+      },
+      ReplaceMemberInput
+    >(
+      async (steward, o, g, hints, input) => {
+        const { spec, policy } = input;
+        const op = await steward.startReplaceMember(input);
+        console.log(`started replacement of ${input.replace} by ${input.with.name} in ${spec.name}: strategy ${policy.strategy}, approval ${policy.approval}, data dir: ${policy.retire}`);
+        return started(steward, g, hints, op, spec.name, policy.approval !== 'never', !!o.wait);
+      },
+      (o) =>
+        parseReplaceMemberInput({
+          spec: loadClusterSpec(o.spec),
+          replace: o.member,
+          with: readDoc(o.with),
+          policy: {
+            ...(o.strategy ? { strategy: o.strategy } : {}),
+            ...(o.retire ? { retire: o.retire } : {}),
+            ...(o.approval ? { approval: o.approval } : {}),
+            ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
+            ...(o.catchUpTimeout ? { catchUpTimeout: o.catchUpTimeout } : {}),
             ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
           },
         }),

@@ -15,11 +15,22 @@ import { Client, Connection, type WorkflowHandle, WorkflowExecutionAlreadyStarte
 import type { Duration, SearchAttributePair } from '@temporalio/common';
 import { DEFAULT_TASK_QUEUE, ETCD_CLUSTER, ETCD_OPERATION, HEALTH_ID_PREFIX, type OperationType, operationWorkflowId } from '../common/ids';
 import { type ClusterSpec, type MemberInput, type ClusterSpecInput, parseClusterSpec } from '../spec/cluster';
-import { type EnvChange, type RollingRestartPolicyInput, type ScaleInPolicyInput, type ScaleOutPolicyInput, parseRollingRestartInput, parseScaleInInput, parseScaleOutInput } from '../spec/operations';
+import {
+  type EnvChange,
+  type ReplaceMemberPolicyInput,
+  type RollingRestartPolicyInput,
+  type ScaleInPolicyInput,
+  type ScaleOutPolicyInput,
+  parseReplaceMemberInput,
+  parseRollingRestartInput,
+  parseScaleInInput,
+  parseScaleOutInput,
+} from '../spec/operations';
 import type { HealthReport } from '../workflows/health';
 import type { RollingRestartResult } from '../workflows/rollingRestart';
 import type { ScaleOutResult } from '../workflows/scaleOut';
 import type { ScaleInResult } from '../workflows/scaleIn';
+import type { ReplaceMemberResult } from '../workflows/replaceMember';
 import {
   type AbortArgs,
   type AbortResult,
@@ -42,6 +53,7 @@ export type { HealthReport } from '../workflows/health';
 export type { ScaleOutResult } from '../workflows/scaleOut';
 export type { RollingRestartResult, RestartRecord } from '../workflows/rollingRestart';
 export type { ScaleInResult } from '../workflows/scaleIn';
+export type { ReplaceMemberResult } from '../workflows/replaceMember';
 export type { OperationStatus, ApproveArgs, AbortArgs, AbortResult, ApproveResult, PauseArgs, PauseState, ResumeArgs, QuorumVerdict } from '../workflows/messages';
 export { loadClusterSpec, parseClusterSpec, SpecError } from '../spec/cluster';
 export { operationWorkflowId } from '../common/ids';
@@ -169,6 +181,15 @@ export interface ScaleInRequest {
   policy?: ScaleInPolicyInput;
 }
 
+export interface ReplaceMemberRequest {
+  spec: ClusterSpec | ClusterSpecInput;
+  /** The member to replace, by name. */
+  replace: string;
+  /** The new member, shaped like a spec member (the old one's name on a rebuilt host is allowed). */
+  with: MemberInput;
+  policy?: ReplaceMemberPolicyInput;
+}
+
 export class StewardClient {
   private constructor(
     readonly temporal: Client,
@@ -222,6 +243,17 @@ export class StewardClient {
     const input = parseScaleInInput(req);
     const summary = `scale in ${input.spec.name}: ${input.spec.members.length} → ${input.spec.members.length - input.remove.length} (−${input.remove.join(', ')})`;
     return this.start<ScaleInResult>('scaleIn', input.spec.name, input, summary);
+  }
+
+  /**
+   * Starts a replacement of one member by a new one (validated here first: SpecError names each
+   * bad field). Preflight decides remove-first or add-first from live health and the etcd
+   * version (or refuses the order asked for when it cannot work).
+   */
+  async startReplaceMember(req: ReplaceMemberRequest): Promise<Operation<ReplaceMemberResult>> {
+    const input = parseReplaceMemberInput(req);
+    const summary = `replace ${input.replace} by ${input.with.name} in ${input.spec.name} (strategy ${input.policy.strategy})`;
+    return this.start<ReplaceMemberResult>('replaceMember', input.spec.name, input, summary);
   }
 
   private async start<R>(type: OperationType, cluster: string, input: unknown, summary: string): Promise<Operation<R>> {

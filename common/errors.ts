@@ -27,6 +27,7 @@ export const FailureType = {
   ScaleOutFailed: 'ScaleOutFailed',
   RollingRestartFailed: 'RollingRestartFailed',
   ScaleInFailed: 'ScaleInFailed',
+  ReplaceMemberFailed: 'ReplaceMemberFailed',
   /** A member's service did not come up after start (its log tail is in the message). */
   StartFailed: 'StartFailed',
   /** A restarted member's running process does not show the requested env change. */

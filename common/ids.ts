@@ -17,7 +17,7 @@ export function operationWorkflowId(cluster: string): string {
 }
 
 /** The workflow types etcd-steward registers. */
-export const OPERATION_TYPES = ['scaleOut', 'rollingRestart', 'scaleIn'] as const;
+export const OPERATION_TYPES = ['scaleOut', 'rollingRestart', 'scaleIn', 'replaceMember'] as const;
 export type OperationType = (typeof OPERATION_TYPES)[number];
 
 /**

@@ -272,3 +272,90 @@ export function parseScaleInInput(input: unknown): ScaleInInput {
   if (issues.length) throw new SpecError('scale-in request', issues);
   return { spec, remove, policy: r.data.policy };
 }
+
+// ---- replaceMember ------------------------------------------------------------------------
+
+export const replaceStrategies = ['auto', 'remove-first', 'add-first'] as const;
+export type ReplaceStrategy = (typeof replaceStrategies)[number];
+
+export const replaceMemberPolicySchema = z.strictObject({
+  ...basePolicyShape,
+  /**
+   * `auto` (the default) decides from live health and the request: remove first when the old
+   * member is down or the new one takes its name or peer URL (a rebuilt host), add first
+   * otherwise (tolerance never drops during the swap). Either may be asked for; preflight
+   * refuses one that cannot work (see common/replacePlan.ts).
+   */
+  strategy: z.enum(replaceStrategies, { error: `must be one of: ${replaceStrategies.join(', ')}` }).default('auto'),
+  catchUpTimeout: duration('catchUpTimeout').default(30 * 60_000),
+  maxCatchUpLag: z.number().int().min(0).default(100),
+  retire: z.enum(retirePolicies, { error: `must be one of: ${retirePolicies.join(', ')}` }).default('keep'),
+});
+export type ReplaceMemberPolicy = z.output<typeof replaceMemberPolicySchema>;
+export type ReplaceMemberPolicyInput = z.input<typeof replaceMemberPolicySchema>;
+
+export interface ReplaceMemberInput {
+  spec: ClusterSpec;
+  /** The member to replace, by name. */
+  replace: string;
+  /** The new member (its name may be the old one's, on a rebuilt host). */
+  with: Member;
+  policy: ReplaceMemberPolicy;
+  /** Set by the workflow itself when it continues as new: what the runs before did. */
+  continued?: ReplaceMemberCarry;
+}
+
+/** A replacement's progress, handed from one run to the next. */
+export interface ReplaceMemberCarry {
+  kernel: KernelCarry;
+  /** The strategy preflight chose (kept for the rest of the operation). */
+  strategy: Exclude<ReplaceStrategy, 'auto'>;
+  removed: boolean;
+  added: boolean;
+  certified: boolean;
+  hosts: RetiredHost[];
+  leaderMoves: { from: string; to: string }[];
+  catchUpMs: number | null;
+}
+
+const replaceMemberSchema = z.strictObject({
+  spec: z.unknown(),
+  replace: z.string().trim().min(1, 'must name the member to replace'),
+  with: memberSchema,
+  policy: replaceMemberPolicySchema.default(replaceMemberPolicySchema.parse({})),
+});
+
+/** The new member reuses the old one's name or peer URL (a rebuilt host): the old one must go first. */
+export function replacesInPlace(old: Pick<Member, 'name' | 'peerURLs'>, neu: Pick<Member, 'name' | 'peerURLs'>): boolean {
+  return old.name === neu.name || neu.peerURLs.some((u) => old.peerURLs.includes(u));
+}
+
+/**
+ * Validates a replacement: the spec, the member to replace (a member of the spec), the new member
+ * (its name, peer and client URLs not used by any other member; the old member's own may be
+ * reused, which makes it a replacement in place), and the policy (add-first cannot replace in place).
+ */
+export function parseReplaceMemberInput(input: unknown): ReplaceMemberInput {
+  const r = replaceMemberSchema.safeParse(input);
+  if (!r.success) throw new SpecError('replace request', formatIssues(r.error));
+  const spec = parseClusterSpec(r.data.spec, 'replace request: spec');
+  const neu = normalizeMember(r.data.with);
+  const names = spec.members.map((m) => m.name);
+  const old = spec.members.find((m) => m.name === r.data.replace);
+  const issues: string[] = [];
+  if (!old) issues.push(`replace: "${r.data.replace}" is not a member of cluster ${spec.name} (members: ${names.join(', ')})`);
+  else {
+    spec.members.forEach((m, i) => {
+      if (m.name === old.name) return;
+      if (m.name === neu.name) issues.push(`with.name: "${neu.name}" is already the name of spec.members[${i}]`);
+      for (const u of [...neu.peerURLs, ...neu.clientURLs]) if ([...m.peerURLs, ...m.clientURLs].includes(u)) issues.push(`with: URL ${u} is already used by spec.members[${i}] (${m.name})`);
+    });
+    if (r.data.policy.strategy === 'add-first' && replacesInPlace(old, neu)) {
+      issues.push(
+        `policy.strategy: add-first needs the new member to have its own name and peer URL while the old one is still there, but ${neu.name} ${old.name === neu.name ? `takes ${old.name}'s name` : `takes ${old.name}'s peer URL`} (a rebuilt host): use remove-first or auto`,
+      );
+    }
+  }
+  if (issues.length) throw new SpecError('replace request', issues);
+  return { spec, replace: old!.name, with: neu, policy: r.data.policy };
+}

@@ -253,7 +253,7 @@ describe('the operator CLI', () => {
     }
   });
 
-  it('scale-in: bad input exits 2 naming the field; then 4 → 3 watched to its end, the removed host retired', async () => {
+  it('scale-in and replace: bad input exits 2 naming the field; then a scale-in 4 → 3 watched to its end, the removed host retired', async () => {
     const spec4 = { ...bed.spec, members: [...bed.spec.members, Bed.memberInput(bed.host('etcd4'))] };
     writeFileSync(f('spec4.json'), JSON.stringify(spec4));
     const all = await cli(['scale-in', '--spec', f('spec4.json'), '--remove', 'etcd1,etcd2,etcd3,etcd4']);
@@ -261,6 +261,15 @@ describe('the operator CLI', () => {
     assert.match(all.stderr, /^scale-in request is not valid:$/m, show(all));
     assert.match(all.stderr, /remove: names every member of cluster bed .*cannot remove its last member/, show(all));
     noStack(all);
+    writeFileSync(f('with.json'), JSON.stringify({ ...Bed.memberInput(bed.host('etcd4')), name: 'etcd3' }));
+    const badReplace = await cli(['replace', '--spec', f('spec4.json'), '--member', 'etcd9', '--with', f('with.json'), '--strategy', 'add-first']);
+    assert.equal(badReplace.code, 2, show(badReplace));
+    assert.match(badReplace.stderr, /^replace request is not valid:$/m, show(badReplace));
+    assert.match(badReplace.stderr, /replace: "etcd9" is not a member of cluster bed/, show(badReplace));
+    const inPlaceAddFirst = await cli(['replace', '--spec', f('spec4.json'), '--member', 'etcd3', '--with', f('with.json'), '--strategy', 'add-first']);
+    assert.equal(inPlaceAddFirst.code, 2, show(inPlaceAddFirst));
+    assert.match(inPlaceAddFirst.stderr, /policy\.strategy: add-first needs the new member to have its own name/, show(inPlaceAddFirst));
+    noStack(inPlaceAddFirst);
     const badRetire = await cli(['scale-in', '--spec', f('spec4.json'), '--remove', 'etcd4', '--retire', 'shred']);
     assert.equal(badRetire.code, 2, show(badRetire));
     assert.match(badRetire.stderr, /--retire.*shred.*keep, wipe/, show(badRetire));

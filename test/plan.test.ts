@@ -4,17 +4,18 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ClusterObservation } from '../common/observation';
 import { planRemoval, projectRemoval, projectRemovalOrder } from '../common/scaleInPlan';
-import { parseScaleInInput } from '../spec/operations';
+import { decideReplace, refusesAddWhileVoterDown } from '../common/replacePlan';
+import { parseReplaceMemberInput, parseScaleInInput } from '../spec/operations';
 import { SpecError } from '../spec/cluster';
 
-/** A cluster of voters named etcd1..n (ids "1".."n"), `leader` leading, `down` not answering, applied indexes per member. */
-function cluster(n: number, o: { leader?: number; down?: number[]; applied?: Record<number, number> } = {}): ClusterObservation {
+/** A cluster of voters named etcd1..n (ids "1".."n"), `leader` leading, `down` not answering, applied indexes per member, all on `version` (default 3.4.23). */
+function cluster(n: number, o: { leader?: number; down?: number[]; applied?: Record<number, number>; version?: string } = {}): ClusterObservation {
   const leader = String(o.leader ?? 1);
   const members = Array.from({ length: n }, (_, i) => ({ id: String(i + 1), name: `etcd${i + 1}`, peerURLs: [`https://127.0.0.${i + 1}:2380`], clientURLs: [`https://127.0.0.${i + 1}:2379`], isLearner: false }));
   const statuses = members.map((m, i) => {
     const ok = !(o.down ?? []).includes(i + 1);
     return ok
-      ? { id: m.id, name: m.name, endpoint: m.clientURLs[0]!, ok, leaderId: leader, raftAppliedIndex: String(o.applied?.[i + 1] ?? 100), isLearner: false }
+      ? { id: m.id, name: m.name, endpoint: m.clientURLs[0]!, ok, leaderId: leader, raftAppliedIndex: String(o.applied?.[i + 1] ?? 100), version: o.version ?? '3.4.23', isLearner: false }
       : { id: m.id, name: m.name, endpoint: m.clientURLs[0]!, ok, error: 'connection refused', isLearner: false };
   });
   return { members, statuses, leaderId: leader, voters: n, learners: 0, problems: [], healthy: true };
@@ -95,5 +96,64 @@ describe('scale-in request', () => {
     refuses({ spec, remove: ['etcd1', 'etcd2', 'etcd3'] }, /remove: names every member of cluster c .*cannot remove its last member/);
     refuses({ spec, remove: [] }, /remove: must name at least one member to remove/);
     refuses({ spec, remove: ['etcd3'], policy: { retire: 'shred' } }, /policy\.retire: must be one of: keep, wipe/);
+  });
+});
+
+describe('replacement order', () => {
+  it('knows which etcd versions refuse any MemberAdd while a voter is unreachable', () => {
+    for (const v of ['3.4.23', '3.5.0', '3.5.29', '3.6.0', '3.6.10', 'unknown', '']) assert.equal(refusesAddWhileVoterDown(v), true, v);
+    for (const v of ['3.5.30', '3.5.35', '3.6.11', '3.6.16', '3.7.3']) assert.equal(refusesAddWhileVoterDown(v), false, v);
+  });
+
+  it('auto: add first when the old member answers, remove first when it is down or replaced in place', () => {
+    const healthy = decideReplace(cluster(3), 'etcd2', 'etcd4', false, 'auto');
+    assert.equal(healthy.strategy, 'add-first');
+    assert.match(healthy.why, /etcd2 answers: etcd4 joins and is promoted before etcd2 leaves/);
+    const down = decideReplace(cluster(3, { down: [2] }), 'etcd2', 'etcd4', false, 'auto');
+    assert.equal(down.strategy, 'remove-first');
+    assert.match(down.why, /etcd 3\.4\.23 refuses any MemberAdd, learners included, while a voting member is unreachable/);
+    assert.match(decideReplace(cluster(3, { down: [2], version: '3.6.16' }), 'etcd2', 'etcd4', false, 'auto').why, /removing it first restores the failure tolerance at once/);
+    assert.equal(decideReplace(cluster(3), 'etcd2', 'etcd2', true, 'auto').strategy, 'remove-first');
+    assert.deepEqual(down.problems, []);
+    assert.equal(down.version, '3.4.23');
+  });
+
+  it('refuses add-first with the old member down on a strict version; warns where it works but costs tolerance', () => {
+    assert.match(decideReplace(cluster(3, { down: [2] }), 'etcd2', 'etcd4', false, 'add-first').problems[0]!, /add-first cannot work while etcd2 does not answer: etcd 3\.4\.23 refuses/);
+    const relaxed = decideReplace(cluster(3, { down: [2], version: '3.5.35' }), 'etcd2', 'etcd4', false, 'add-first');
+    assert.deepEqual(relaxed.problems, []);
+    assert.match(relaxed.warnings[0]!, /etcd2 does not answer and is removed only after etcd4 is promoted/);
+    assert.match(decideReplace(cluster(3), 'etcd2', 'etcd4', false, 'remove-first').warnings[0]!, /etcd2 answers, yet it is removed before etcd4 joins/);
+  });
+
+  it('remove-first is refused when the members that stay would not keep a healthy quorum', () => {
+    const d = decideReplace(cluster(3, { down: [1, 3] }), 'etcd2', 'etcd4', false, 'remove-first');
+    assert.match(d.problems.join(), /removing etcd2 would leave 2 voting member\(s\) .* of which 0 answer/);
+  });
+});
+
+describe('replace request', () => {
+  const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2l0sQh2x8vV0rjYv1U9C6m5q5Q0g5l2W5mYd2s1bq';
+  const spec = { name: 'c', ca: { host: 'etcd1' }, members: [1, 2, 3].map((i) => ({ name: `etcd${i}`, address: `127.0.0.${i}`, ssh: { hostKey: key } })) };
+  const refuses = (input: unknown, re: RegExp) =>
+    assert.throws(
+      () => parseReplaceMemberInput(input),
+      (e: unknown) => e instanceof SpecError && re.test(e.message),
+    );
+
+  it('takes the member to replace and the new one; the old name on a rebuilt host is allowed', () => {
+    const r = parseReplaceMemberInput({ spec, replace: 'etcd2', with: { name: 'etcd4', address: '127.0.0.4', ssh: { hostKey: key } } });
+    assert.equal(r.replace, 'etcd2');
+    assert.deepEqual(r.with.peerURLs, ['https://127.0.0.4:2380']);
+    assert.equal(r.policy.strategy, 'auto');
+    assert.equal(parseReplaceMemberInput({ spec, replace: 'etcd2', with: { name: 'etcd2', address: '127.0.0.2', ssh: { hostKey: key } } }).with.name, 'etcd2');
+  });
+
+  it("refuses an unknown member, a new member that takes another member's name or address, and add-first in place", () => {
+    refuses({ spec, replace: 'etcd9', with: { name: 'etcd4', address: '127.0.0.4', ssh: { hostKey: key } } }, /replace: "etcd9" is not a member of cluster c/);
+    refuses({ spec, replace: 'etcd2', with: { name: 'etcd3', address: '127.0.0.4', ssh: { hostKey: key } } }, /with\.name: "etcd3" is already the name of spec\.members\[2\]/);
+    refuses({ spec, replace: 'etcd2', with: { name: 'etcd4', address: '127.0.0.3', ssh: { hostKey: key } } }, /with: URL https:\/\/127\.0\.0\.3:2380 is already used by spec\.members\[2\] \(etcd3\)/);
+    refuses({ spec, replace: 'etcd2', with: { name: 'etcd2', address: '127.0.0.2', ssh: { hostKey: key } }, policy: { strategy: 'add-first' } }, /policy\.strategy: add-first needs the new member to have its own name and peer URL .* use remove-first or auto/);
+    refuses({ spec, replace: 'etcd2', with: { name: 'etcd4', address: '127.0.0.4', ssh: { hostKey: key } }, policy: { strategy: 'sideways' } }, /policy\.strategy: must be one of: auto, remove-first, add-first/);
   });
 });

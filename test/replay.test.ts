@@ -14,7 +14,7 @@ describe('replay of recorded histories', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
 
   it('there are recorded histories of real runs to replay', () => {
-    for (const kind of ['scaleOut-3-to-5', 'approval', 'abort', 'compensation', 'gate-holds', 'crash-and-resume', 'rollingRestart-3-members', 'rollingRestart-updates', 'rollingRestart-refused-change', 'continue-as-new-run-1', 'continue-as-new-run-2', 'scaleIn-5-to-3-with-leader', 'scaleIn-dead-member', 'scaleIn-refused-quorum', 'scaleIn-abort-at-approval']) {
+    for (const kind of ['scaleOut-3-to-5', 'approval', 'abort', 'compensation', 'gate-holds', 'crash-and-resume', 'rollingRestart-3-members', 'rollingRestart-updates', 'rollingRestart-refused-change', 'continue-as-new-run-1', 'continue-as-new-run-2', 'scaleIn-5-to-3-with-leader', 'scaleIn-dead-member', 'scaleIn-refused-quorum', 'scaleIn-abort-at-approval', 'replaceMember-dead-member-remove-first', 'replaceMember-healthy-add-first', 'replaceMember-refused-add-first', 'replaceMember-abort-at-approval']) {
       assert.ok(files.some((f) => f.includes(kind)), `no recorded history for "${kind}" in ${DIR}: ${files.join(', ')}`);
     }
   });

@@ -4,3 +4,4 @@ export { clusterHealth } from './health';
 export { scaleOut } from './scaleOut';
 export { rollingRestart } from './rollingRestart';
 export { scaleIn } from './scaleIn';
+export { replaceMember } from './replaceMember';

@@ -94,6 +94,17 @@ function scaleIn(): OperationUnderTest {
   };
 }
 
+/** etcd3 replaced by etcd4, remove first: etcd1 and etcd2 are never restarted; a failure before the removal leaves EXISTING. */
+function replaceRemoveFirst(): OperationUnderTest {
+  const stay = ['etcd1', 'etcd2'];
+  return {
+    hosts: EXISTING.length + 1,
+    start: (bed) => steward.startReplaceMember({ spec: bed.spec, replace: 'etcd3', with: Bed.memberInput(bed.host('etcd4')), policy: { strategy: 'remove-first' } }),
+    ifCompleted: { members: [...stay, 'etcd4'], pids: { expect: 'unchanged', of: stay } },
+    ifFailed: { members: EXISTING, pids: { expect: 'unchanged', of: stay } },
+  };
+}
+
 interface CaseOptions {
   /** The first worker holds at this point (STEWARD_TEST_FAULT_HOLD), given the marker file it touches. */
   hold?: (marker: string) => string;
@@ -435,6 +446,17 @@ describe('fault matrix', () => {
       const gone = !(await ctx.bed.observe()).members.some((m) => m.name === 'etcd3');
       if (!gone) throw new Error('etcd3 is still in the member list when removeMember is held after its work');
       return `etcd3 removed, then ${await killAndMeasure(ctx, 'removeMember')} (it found etcd3 gone and went on)`;
+    }),
+  );
+
+  it(
+    'replace (remove first): worker killed between the removal and the add (MemberRemove done, not reported)',
+    survives('replace: worker killed after removing etcd3, before adding etcd4', replaceRemoveFirst(), { hold: (m) => `removeMember:after:${m}` }, async (ctx) => {
+      await waitFor('the worker to reach the end of removeMember', () => existsSync(ctx.marker), 120_000, 20);
+      const o = await ctx.bed.observe();
+      if (o.members.some((m) => m.name === 'etcd3')) throw new Error('etcd3 is still in the member list when removeMember is held after its work');
+      if (o.members.length !== 2) throw new Error(`expected 2 members between the removal and the add, saw ${o.members.map((m) => m.name).join(', ')}`);
+      return `etcd3 removed, cluster at 2 voters; then ${await killAndMeasure(ctx, 'removeMember')}, and etcd4 was added by the new worker`;
     }),
   );
 });
