@@ -67,6 +67,20 @@ class FakeCluster {
         return { removed: true, id: '4' };
       },
       retireHost: async ({ member }) => void rec(`retireHost ${member.name}`),
+      preflightReplaceMember: async (input) => ({
+        strategy: input.policy.strategy === 'add-first' ? 'add-first' : 'remove-first',
+        why: 'test',
+        version: '3.4.23',
+        oldDown: false,
+        adoptedLearner: false,
+        warnings: [],
+      }),
+      removeMember: async ({ member }) => {
+        rec(`removeMember ${member.name}`);
+        this.members = this.members.filter((x) => x.peerURLs[0] !== member.peerURLs[0]);
+        return { removed: true, id: '3' };
+      },
+      retireMember: async ({ member }) => (rec(`retireMember ${member.name}`), { dataDir: '/x moved to /x.removed', envFile: null }),
     };
   }
 }
@@ -238,6 +252,32 @@ describe('scaleOut decisions (stubbed activities)', () => {
       assert.ok(!fake.calls.includes('issueCert e'), 'batch 2 waits for its own approval');
       await op.abort({ reason: 'done testing' });
       assert.equal((await op.result()).outcome, 'aborted');
+    });
+  });
+
+  it('replace, remove first: a failure after the removal rolls the learner back and says the cluster is left at n - 1 voters with env files that list them', async () => {
+    const fake = new FakeCluster(['a', 'b', 'c']);
+    fake.failStart = true;
+    await withWorker(fake, async () => {
+      const op = await steward.startReplaceMember({ spec: spec('repl'), replace: 'c', with: newMember('d', 4), policy: { strategy: 'remove-first' } });
+      await assert.rejects(op.result(), (e: unknown) => {
+        const msg = String((e as { cause?: { message?: string } }).cause?.message);
+        assert.match(msg, /replacement of c by d in repl failed: d: bind: address already in use\. c was removed; d's learner was rolled back\. Voting members now: a, b \(2, one fewer than before: add a member with scale-out\); their env files list them\./);
+        return true;
+      });
+      assert.deepEqual(fake.calls, [
+        'issueCert d',
+        'removeMember c',
+        'retireMember c',
+        'syncConfig a,b',
+        'addLearner d',
+        'syncConfig a,b,d',
+        'startMember d',
+        'removeLearner d',
+        'retireHost d',
+        'syncConfig a,b',
+      ]);
+      assert.deepEqual(fake.members.map((m) => m.name), ['a', 'b']);
     });
   });
 });
