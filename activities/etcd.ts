@@ -6,6 +6,7 @@
  * without the client's retry-on-another-endpoint, so an unreachable member shows as such.
  */
 import { noop } from 'cockatiel';
+import { request } from 'node:https';
 import { Etcd3 } from 'etcd3';
 import type { ClusterObservation, ListedMember, MemberStatus } from '../common/observation';
 
@@ -52,6 +53,30 @@ export interface ObserveOptions {
   /** Largest allowed spread of raft applied indexes among voters before they count as not converged. */
   maxIndexSpread?: number;
   timeoutMs?: number;
+  /** Also ask each answering member for its cluster version (GET /version): one more round trip each, so only health reports ask. */
+  withVersions?: boolean;
+}
+
+/** A member's `GET /version` (over TLS with the client certificate): its server and cluster versions. */
+export function readVersions(creds: EtcdCredentials, clientURL: string, timeoutMs = 3_000): Promise<{ server: string; cluster: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL('/version', clientURL), { ca: creds.caCert, cert: creds.cert, key: creds.key, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          const v = JSON.parse(body) as { etcdserver?: string; etcdcluster?: string };
+          resolve({ server: v.etcdserver ?? 'unknown', cluster: v.etcdcluster ?? 'unknown' });
+        } catch {
+          reject(new Error(`${clientURL}/version answered ${res.statusCode}: ${body.slice(0, 80)}`));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${clientURL}/version did not answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Reads the member list and every member's status, and says what (if anything) is unhealthy. */
@@ -86,6 +111,7 @@ export async function observeCluster(creds: EtcdCredentials, opts: ObserveOption
           raftAppliedIndex: String((s as { raftAppliedIndex?: string }).raftAppliedIndex ?? s.raftIndex),
           dbSizeBytes: Number(s.dbSize),
           version: s.version,
+          ...(opts.withVersions ? { clusterVersion: await readVersions(creds, endpoint, opts.timeoutMs ?? 3_000).then((v) => v.cluster, () => 'unknown') } : {}),
           ...((s as { errors?: string[] }).errors?.length ? { error: (s as { errors: string[] }).errors.join('; ') } : {}),
         };
       } catch (e) {

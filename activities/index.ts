@@ -22,6 +22,8 @@ export interface ObserveInput {
   /** Client URLs to ask for the member list. */
   endpoints: string[];
   maxIndexSpread?: number;
+  /** Also read each member's cluster version (health reports). */
+  withVersions?: boolean;
 }
 
 /** How often an activity heartbeats while it works: a worker that dies is noticed within the workflow's heartbeatTimeout. */

@@ -20,7 +20,8 @@ import { type ReplaceOrder, decideReplace } from '../common/replacePlan';
 import { projectRemoval, projectRemovalOrder } from '../common/scaleInPlan';
 import { type ClusterSpec, type Member, SpecError, expand, findMember, memberPaths } from '../spec/cluster';
 import { failureTolerance, quorum } from '../common/quorum';
-import { type EtcdCredentials, type ListedMember, etcdClient, listMembers, observeCluster } from './etcd';
+import { type ClusterObservation, type EtcdCredentials, type ListedMember, observeCluster } from './etcd';
+import { mixedVersionsWarning } from '../common/versions';
 import { sshTarget } from './host';
 import { MARK, noStdin } from './restart';
 import { type SshIdentity, SshError, sshExec, shq } from './ssh';
@@ -67,16 +68,14 @@ export interface ReplacePlan {
   warnings: string[];
 }
 
-/** The member list as the cluster reports it, asked of the spec's members; unreachable is retryable. */
-async function readLiveMembers(creds: EtcdCredentials, spec: ClusterSpec): Promise<ListedMember[]> {
-  const c = etcdClient(spec.members.flatMap((m) => m.clientURLs), creds, { timeoutMs: 10_000 });
-  try {
-    return await listMembers(c);
-  } catch (e) {
-    throw new Error(`cannot read the member list from ${spec.members.map((m) => m.name).join(', ')}: ${(e as Error).message}`);
-  } finally {
-    c.close();
-  }
+/**
+ * The member list and each member's status (its version among them), asked of the spec's members;
+ * a cluster that does not answer at all is retryable.
+ */
+async function readLive(creds: EtcdCredentials, spec: ClusterSpec): Promise<ClusterObservation> {
+  const o = await observeCluster(creds, { endpoints: spec.members.flatMap((m) => m.clientURLs), timeoutMs: 5_000 });
+  if (o.members.length === 0) throw new Error(`cannot read the member list from ${spec.members.map((m) => m.name).join(', ')}: ${o.problems.join('; ')}`);
+  return o;
 }
 
 /**
@@ -170,12 +169,13 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         return lines.join('\n');
       };
       const [liveR, specR, addR] = await Promise.all([
-        Promise.allSettled([readLiveMembers(creds, spec)]),
+        Promise.allSettled([readLive(creds, spec)]),
         Promise.allSettled(spec.members.map((m) => sshExec(sshTarget(m), ssh, memberScript(m)))),
         Promise.allSettled(add.map((m) => sshExec(sshTarget(m), ssh, newMemberScript(spec, m)))),
       ]);
       if (liveR[0]!.status === 'rejected') throw liveR[0]!.reason;
-      const live = liveR[0]!.value;
+      const observed = liveR[0]!.value;
+      const live = observed.members;
 
       // The live membership must be the spec's, with no stray learner (one left for a member to add is adopted).
       const problems = membershipProblems(spec, live, (l) => {
@@ -217,6 +217,8 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const to = from + add.length;
       const warnings: string[] = [];
       if (to % 2 === 0) warnings.push(`the target size ${to} is even: it tolerates ${to - quorum(to)} failure(s), as ${to - 1} members would, with a larger quorum (${quorum(to)})`);
+      const mixedOut = mixedVersionsWarning(observed);
+      if (mixedOut) warnings.push(mixedOut);
       return { from, to, batches: add.map((m) => ({ member: m.name, address: m.address })), warnings, adoptedLearners: adopted };
     },
 
@@ -234,11 +236,7 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         const envFile = memberPaths(spec, m.name).envFile;
         return `test -r ${shq(envFile)} || echo ${shq(`${MARK} its env file ${envFile} is missing or cannot be read (config-sync rewrites ETCD_INITIAL_CLUSTER there)`)}`;
       };
-      const [o, hostR] = await Promise.all([
-        observeCluster(creds, { endpoints: spec.members.flatMap((m) => m.clientURLs), timeoutMs: 5_000 }),
-        Promise.allSettled(staying.map((m) => sshExec(sshTarget(m), ssh, envCheck(m)))),
-      ]);
-      if (o.members.length === 0) throw new Error(`cannot read the member list from ${spec.members.map((m) => m.name).join(', ')}: ${o.problems.join('; ')}`);
+      const [o, hostR] = await Promise.all([readLive(creds, spec), Promise.allSettled(staying.map((m) => sshExec(sshTarget(m), ssh, envCheck(m))))]);
       const problems = membershipProblems(spec, o.members);
       if (problems.length === 0) {
         const p = projectRemoval(o, remove);
@@ -258,6 +256,8 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const warnings: string[] = [];
       if (to % 2 === 0) warnings.push(`the target size ${to} is even: it tolerates ${failureTolerance(to)} failure(s), as ${to - 1} member(s) would, with a larger quorum (${quorum(to)})`);
       for (const n of down) warnings.push(`${n} does not answer now: it is removed through the other members first; its host is cleaned if it can be reached`);
+      const mixedIn = mixedVersionsWarning(o);
+      if (mixedIn) warnings.push(mixedIn);
       if (remove.includes(spec.ca.host)) {
         warnings.push(`the CA lives on ${spec.ca.host} (spec ca.host), which is being removed: copy ${expand(spec.ca.dir, spec.ca.host)}/ca.pem and ca-key.pem to a member that stays and set ca.host to it before the next scale-out`);
       }
@@ -284,13 +284,12 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         return [`test -r ${shq(envFile)} || echo ${shq(`${MARK} env its env file ${envFile} is missing or cannot be read (config-sync rewrites it)`)}`, ...(m.name === caHost.name ? [caFilesScript(caDir)] : [])].join('\n');
       };
       const [o, stayR, caR, newR] = await Promise.all([
-        observeCluster(creds, { endpoints: spec.members.flatMap((m) => m.clientURLs), timeoutMs: 5_000 }),
+        readLive(creds, spec),
         Promise.allSettled(staying.map((m) => sshExec(sshTarget(m), ssh, stayingScript(m)))),
         // the CA on the member being replaced: it must still answer, to sign the new certificate before it goes
         Promise.allSettled(caHost.name === replace ? [sshExec(sshTarget(caHost), ssh, caFilesScript(caDir))] : []),
         Promise.allSettled([sshExec(sshTarget(neu), ssh, newMemberScript(spec, neu))]),
       ]);
-      if (o.members.length === 0) throw new Error(`cannot read the member list from ${spec.members.map((m) => m.name).join(', ')}: ${o.problems.join('; ')}`);
       let adoptedLearner = false;
       const problems = membershipProblems(spec, o.members, (l) => {
         if (!neu.peerURLs.some((u) => l.peerURLs.includes(u))) return undefined;
@@ -325,6 +324,8 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       if (d) problems.push(...d.problems);
       if (problems.length || !d) throw ApplicationFailure.nonRetryable(`replacement refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, FailureType.InvalidInput);
       const warnings = [...d.warnings];
+      const mixedReplace = mixedVersionsWarning(o);
+      if (mixedReplace) warnings.push(mixedReplace);
       if (caHost.name === replace) warnings.push(`the CA lives on ${replace} (spec ca.host), which is being replaced: copy ${caDir}/ca.pem and ca-key.pem to a member that stays and set ca.host to it before the next operation`);
       const oldDown = !o.statuses.find((x) => x.name === replace)?.ok;
       return { strategy: d.strategy, why: d.why, version: d.version, oldDown, adoptedLearner, warnings };
@@ -344,9 +345,10 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         return [`test -r ${shq(envFile)} || echo "${MARK} no-env-file"`, `out=$(${noStdin(mainPid)} 2>&1); rc=$?`, `echo "${MARK} mainPid $rc"`, `printf '%s\n' "$out" | tail -n 3`].join('\n');
       };
       // The live membership and every member's check (one script per host), all at once.
-      const [liveR, hostR] = await Promise.all([Promise.allSettled([readLiveMembers(creds, spec)]), Promise.allSettled(members.map((name) => sshExec(sshTarget(findMember(spec, name)), ssh, scriptFor(name))))]);
+      const [liveR, hostR] = await Promise.all([Promise.allSettled([readLive(creds, spec)]), Promise.allSettled(members.map((name) => sshExec(sshTarget(findMember(spec, name)), ssh, scriptFor(name))))]);
       if (liveR[0]!.status === 'rejected') throw liveR[0]!.reason;
-      const problems = membershipProblems(spec, liveR[0]!.value);
+      const observed = liveR[0]!.value;
+      const problems = membershipProblems(spec, observed.members);
       const down: string[] = [];
       members.forEach((name, i) => {
         const envFile = memberPaths(spec, name).envFile;
@@ -366,6 +368,8 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       if (problems.length) throw ApplicationFailure.nonRetryable(`rolling restart refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, FailureType.InvalidInput);
 
       const warnings: string[] = [];
+      const mixedRestart = mixedVersionsWarning(observed);
+      if (mixedRestart) warnings.push(mixedRestart);
       const n = spec.members.length;
       if (n % 2 === 0) warnings.push(`the cluster has ${n} voting members, an even number: it tolerates ${failureTolerance(n)} member(s) down, as ${n - 1} members would; no batch takes more than that down`);
       for (const name of down) warnings.push(`${name} is not running now: it will be restarted first (it counts as down already, so no other member is stopped alongside it)`);

@@ -105,7 +105,7 @@ function formatHealth(r: HealthReport): string {
       `can lose ${r.failureTolerance} more voting member(s) without losing quorum`,
     '',
     table([
-      ['MEMBER', 'ID', 'ROLE', 'ANSWERS', 'APPLIED', 'DB', 'VERSION'],
+      ['MEMBER', 'ID', 'ROLE', 'ANSWERS', 'APPLIED', 'DB', 'SERVER', 'CLUSTER'],
       ...r.members.map((m) => [
         m.name || '(unstarted)',
         /^\d+$/.test(m.id) ? BigInt(m.id).toString(16) : m.id, // hex, as etcdctl prints it
@@ -114,9 +114,11 @@ function formatHealth(r: HealthReport): string {
         m.raftAppliedIndex ?? '-',
         m.dbSizeBytes !== undefined ? bytes(m.dbSizeBytes) : '-',
         m.version ?? '-',
+        m.clusterVersion ?? '-',
       ]),
     ]).replace(/^/gm, '  '),
   ];
+  if (r.mixedVersions) lines.push('', `note: ${r.mixedVersions}`);
   if (r.problems.length) lines.push('', 'problems:', ...r.problems.map((p) => `  - ${p}`));
   return lines.join('\n');
 }

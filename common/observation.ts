@@ -25,7 +25,10 @@ export interface MemberStatus {
   raftIndex?: string;
   raftAppliedIndex?: string;
   dbSizeBytes?: number;
+  /** The server's version (Status). */
   version?: string;
+  /** The cluster version this member runs at (GET /version), when asked for. */
+  clusterVersion?: string;
   isLearner: boolean;
 }
 

@@ -13,6 +13,7 @@
  */
 import type { ClusterObservation } from './observation';
 import { projectRemoval } from './scaleInPlan';
+import { lowestVersion } from './versions';
 
 export type ReplaceOrder = 'remove-first' | 'add-first';
 
@@ -37,17 +38,6 @@ export function refusesAddWhileVoterDown(version: string | undefined): boolean {
   const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
   if (major !== 3) return major < 3;
   return minor <= 4 || (minor === 5 && patch < 30) || (minor === 6 && patch < 11);
-}
-
-const versionKey = (v: string) => (/^(\d+)\.(\d+)\.(\d+)/.exec(v) ?? []).slice(1).map(Number);
-function lowestVersion(o: ClusterObservation): string {
-  const vs = o.statuses.filter((s) => s.ok && s.version).map((s) => s.version!);
-  if (vs.length === 0) return 'unknown';
-  return vs.sort((a, b) => {
-    const [x, y] = [versionKey(a), versionKey(b)];
-    for (let i = 0; i < 3; i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
-    return 0;
-  })[0]!;
 }
 
 /**

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { observeCluster } from '../activities/etcd';
+import { type ClusterObservation, observeCluster } from '../activities/etcd';
 import { closeSshPool } from '../activities/ssh';
 import { type Operation, StewardClient, type OperationStatus } from '../client';
 import { approvalPolicies, type ApprovalPolicy } from '../spec/operations';
@@ -55,7 +55,9 @@ async function step<T>(label: string, f: () => Promise<T>): Promise<T> {
 
 async function main(): Promise<number> {
   console.log('etcd-steward demo: real etcd, real sshd, real TLS and a real Temporal dev server, all on loopback.\n');
-  const bed = await step('test bed up: 5 hosts on 127.10.0.1-5 with sshd; 3-member TLS etcd cluster on etcd1-3', () => Bed.up({ hosts: 5, members: 3 }));
+  const bed = await step(`test bed up: 5 hosts on 127.10.0.1-5 with sshd; 3-member TLS etcd cluster on etcd1-3 (etcd ${process.env.ETCD_VERSION || '3.4, Debian\'s'})`, () =>
+    Bed.up({ hosts: 5, members: 3, log: (line) => (line.startsWith('building etcd') || line.includes('built in') ? say(`  ${line}`) : undefined) }),
+  );
   let temporal: Awaited<ReturnType<typeof startTemporal>> | undefined;
   let connection: NativeConnection | undefined;
   let steward: StewardClient | undefined;
@@ -103,6 +105,7 @@ async function main(): Promise<number> {
     console.log(`writes: ${writes.ok} ok, ${writes.failed} failed${writes.late ? ` (${writes.late} of them succeeded only after their 5 s deadline)` : ''}, longest gap ${writes.longestGapMs} ms`);
     console.log(`write latency: p50 ${writes.p50Ms} ms, p99 ${writes.p99Ms} ms, max ${writes.maxMs} ms${writes.errors.length ? `; errors: ${writes.errors.join(' | ')}` : ''}`);
     console.log(`cluster: ${health.voters} voting members (${names.join(', ')}), ${health.learners} learners, ${health.healthy ? 'healthy' : `NOT healthy: ${health.problems.join('; ')}`}`);
+    console.log(`etcd version: ${versionsOf(health)} (as the members report it; the bed runs ${bed.etcd.label}: ETCD_VERSION=3.4|3.5|3.6|3.7)`);
     let restartOk = true;
     if (opts.restart && ok) restartOk = await rollingRestart(bed, steward, load);
     if (opts.scaleIn && ok && restartOk) restartOk = await scaleIn(bed, steward, load);
@@ -127,6 +130,15 @@ async function main(): Promise<number> {
       await bed.down();
     }
   }
+}
+
+/** The etcd server versions the members report ("3.6.16", or "3.5.35 (etcd1), 3.6.16 (etcd2, etcd3)" when mixed). */
+function versionsOf(o: ClusterObservation): string {
+  const by = new Map<string, string[]>();
+  for (const s of o.statuses) if (s.version) by.set(s.version, [...(by.get(s.version) ?? []), s.name]);
+  if (by.size === 0) return 'unknown (no member answered)';
+  if (by.size === 1) return [...by.keys()][0]!;
+  return [...by].map(([v, names]) => `${v} (${names.join(', ')})`).join(', ');
 }
 
 /** Prints every new event of an operation as it happens, until it ends. */

@@ -64,6 +64,10 @@ describe('the operator CLI', () => {
     assert.match(r.stdout, /^cluster bed: healthy$/m, show(r));
     assert.match(r.stdout, /3 voting member\(s\), 0 learner\(s\), leader etcd[123], quorum 2, can lose 1 more/, show(r));
     for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.match(r.stdout, new RegExp(`^\\s+${n}\\s+[0-9a-f]+\\s+voter\\s+yes\\s+\\d+`, 'm'), show(r));
+    // each member's server and cluster version, as it reports them (GET /version)
+    assert.match(r.stdout, /\bSERVER\s+CLUSTER$/m, show(r));
+    for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.match(r.stdout, new RegExp(`^\\s+${n}\\s.*\\s3\\.\\d+\\.\\d+\\s+3\\.\\d+\\.0$`, 'm'), show(r));
+    assert.doesNotMatch(r.stdout, /mixed etcd versions/, show(r));
   });
 
   it('bad input and usage errors: exit 2 with the issues named, nothing started', async () => {

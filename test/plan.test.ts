@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import type { ClusterObservation } from '../common/observation';
 import { planRemoval, projectRemoval, projectRemovalOrder } from '../common/scaleInPlan';
 import { decideReplace, refusesAddWhileVoterDown } from '../common/replacePlan';
+import { compareVersions, lowestVersion, mixedVersionsWarning } from '../common/versions';
 import { parseReplaceMemberInput, parseScaleInInput } from '../spec/operations';
 import { SpecError } from '../spec/cluster';
 
@@ -155,5 +156,24 @@ describe('replace request', () => {
     refuses({ spec, replace: 'etcd2', with: { name: 'etcd4', address: '127.0.0.3', ssh: { hostKey: key } } }, /with: URL https:\/\/127\.0\.0\.3:2380 is already used by spec\.members\[2\] \(etcd3\)/);
     refuses({ spec, replace: 'etcd2', with: { name: 'etcd2', address: '127.0.0.2', ssh: { hostKey: key } }, policy: { strategy: 'add-first' } }, /policy\.strategy: add-first needs the new member to have its own name and peer URL .* use remove-first or auto/);
     refuses({ spec, replace: 'etcd2', with: { name: 'etcd4', address: '127.0.0.4', ssh: { hostKey: key } }, policy: { strategy: 'sideways' } }, /policy\.strategy: must be one of: auto, remove-first, add-first/);
+  });
+});
+
+describe('etcd versions in a cluster', () => {
+  it('orders versions numerically and finds the lowest an answering member reports', () => {
+    assert.ok(compareVersions('3.4.23', '3.5.0') < 0);
+    assert.ok(compareVersions('3.10.0', '3.9.9') > 0);
+    assert.equal(compareVersions('3.6.16', '3.6.16'), 0);
+    const o = cluster(3, { version: '3.6.16' });
+    o.statuses[1] = { ...o.statuses[1]!, version: '3.5.35' };
+    assert.equal(lowestVersion(o), '3.5.35');
+    assert.equal(lowestVersion(cluster(3, { down: [1, 2, 3] })), 'unknown');
+  });
+
+  it('warns when the members run mixed versions, naming who runs what; says nothing otherwise', () => {
+    const o = cluster(3, { version: '3.6.16' });
+    o.statuses[0] = { ...o.statuses[0]!, version: '3.5.35' };
+    assert.equal(mixedVersionsWarning(o), 'the members run mixed etcd versions: 3.5.35 (etcd1), 3.6.16 (etcd2, etcd3); decisions that depend on the version follow the oldest, 3.5.35');
+    assert.equal(mixedVersionsWarning(cluster(3)), null);
   });
 });

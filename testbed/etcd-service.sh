@@ -5,7 +5,8 @@
 # HOST_ROOT is the host's directory tree (etc/etcd.env, run/etcd.pid, log/etcd.log).
 # `pid` prints etcd's pid, or 0 when it does not run (like `systemctl show -p MainPID --value`);
 # `logs` prints the last 20 lines of its log (like `journalctl -u etcd -n 20`).
-# The etcd binary is ETCD_BINARY, else /usr/bin/etcd (Debian's etcd-server).
+# The etcd binary is ETCD_BINARY, else the host's own HOST_ROOT/usr/local/bin/etcd (where Kubespray
+# installs it; the bed links it to the etcd version it runs).
 # start, stop and restart hold a lock (run/etcd-service.lock), as systemd serializes the jobs of
 # one unit: a restart left running by a worker that died and the retry on another worker never
 # start two etcd processes.
@@ -21,7 +22,7 @@ root=${2:?$usage}
 env_file=$root/etc/etcd.env
 pidfile=$root/run/etcd.pid
 log=$root/log/etcd.log
-bin=${ETCD_BINARY:-/usr/bin/etcd}
+bin=${ETCD_BINARY:-$root/usr/local/bin/etcd}
 
 # Running means: the pidfile names a live process that is not a zombie. (Where pid 1 is slow to
 # reap orphans, a dead etcd lingers as a zombie that `start-stop-daemon --status` still counts.)

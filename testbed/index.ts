@@ -17,7 +17,7 @@
  * Processes are recorded by pid: `down()` stops exactly those; `up()` first cleans a bed of
  * the same directory left behind by a killed run.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { atomicWriteScript, keyAndCsrScript, makeCaScript, memberSans, signCsrScript } from '../activities/certs';
@@ -25,6 +25,7 @@ import { type EtcdCredentials, type ClusterObservation, observeCluster } from '.
 import { memberEnv, renderEnvFile } from '../activities/envfile';
 import { type SshIdentity, type SshTarget, sshRun } from '../activities/ssh';
 import { type ClusterSpec, type Member, expand, memberPaths, parseClusterSpec } from '../spec/cluster';
+import { type EtcdBinaries, resolveEtcd } from './etcdVersions';
 import { type Recorded, bash, childPids, cmdline, isOurs, portFree, readRecorded, sleep, spawnRecorded, startTicks, stopProcesses, waitForPort } from './procs';
 
 export interface BedOptions {
@@ -38,6 +39,12 @@ export interface BedOptions {
   net?: string;
   /** sshd port on every host's own address; default 2222. */
   sshPort?: number;
+  /**
+   * The etcd the hosts run (testbed/etcdVersions.ts): 3.4 (Debian's, the default), 3.5, 3.6, 3.7,
+   * a full version, or a directory holding etcd and etcdctl. Default: $ETCD_VERSION. Each host gets
+   * it as `<host root>/usr/local/bin/etcd` (a link, as Kubespray installs it in /usr/local/bin).
+   */
+  etcdVersion?: string;
   /** Extra ETCD_* variables for every member (e.g. heartbeat tuning). */
   etcdEnv?: Record<string, string>;
   /** The cluster's name in its spec (and so its operations' workflow id); default "bed". */
@@ -77,6 +84,8 @@ export class Bed {
     /** Paths of the worker's secrets, for a worker started as its own process. */
     readonly secretFiles: { sshKey: string; etcdCa: string; etcdCert: string; etcdKey: string },
     private readonly log: (line: string) => void,
+    /** The etcd binaries every host runs (linked as <host root>/usr/local/bin/etcd). */
+    readonly etcd: EtcdBinaries,
   ) {}
 
   static async up(opts: BedOptions = {}): Promise<Bed> {
@@ -105,6 +114,7 @@ export class Bed {
     }
     const workerPub = readFileSync(`${sshKey}.pub`, 'utf8');
     mkdirSync(join(dir, 'bin'), { recursive: true });
+    const etcd = await resolveEtcd(opts.etcdVersion, log);
     const supervisor = join(dir, 'bin', 'etcd-service');
     copyFileSync(SUPERVISOR, supervisor);
     chmodSync(supervisor, 0o755);
@@ -117,7 +127,11 @@ export class Bed {
       const address = `${net}.${i}`;
       const root = join(dir, 'hosts', name);
       const sshdDir = join(root, 'sshd');
-      for (const d of ['etc/ssl/etcd/ssl', 'var/lib', 'run', 'log']) mkdirSync(join(root, d), { recursive: true });
+      for (const d of ['etc/ssl/etcd/ssl', 'var/lib', 'run', 'log', 'usr/local/bin']) mkdirSync(join(root, d), { recursive: true });
+      for (const b of ['etcd', 'etcdctl'] as const) {
+        rmSync(join(root, 'usr/local/bin', b), { force: true });
+        symlinkSync(etcd[b], join(root, 'usr/local/bin', b));
+      }
       mkdirSync(sshdDir, { recursive: true, mode: 0o700 });
       if (!(await portFree(address, sshPort))) throw new Error(`${address}:${sshPort} is already in use: another bed running? Stop it (npm run bed -- down) or choose another net/sshPort.`);
       await bash(`ssh-keygen -q -t ed25519 -N '' -C ${name} -f '${sshdDir}/ssh_host_ed25519_key'`);
@@ -159,7 +173,7 @@ export class Bed {
         envFile: `${hostRoot}/etc/etcd.env`,
         certDir: `${hostRoot}/etc/ssl/etcd/ssl`,
         dataDir: `${hostRoot}/var/lib/etcd`,
-        etcdBinary: '/usr/bin/etcd',
+        etcdBinary: `${hostRoot}/usr/local/bin/etcd`,
       },
       service: {
         start: `${supervisor} start ${hostRoot}`,
@@ -204,6 +218,7 @@ export class Bed {
       { caCert: readFileSync(etcdCa), cert: readFileSync(etcdCert), key: readFileSync(etcdKey) },
       { sshKey, etcdCa, etcdCert, etcdKey },
       log,
+      etcd,
     );
 
     // Bootstrap: every initial member's etcd.env (state "new"), started by its service command over SSH.

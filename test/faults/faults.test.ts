@@ -116,6 +116,8 @@ interface CaseOptions {
   recordAs?: string;
   /** Runs on the fresh bed before the operation starts (e.g. to arm a fixture). */
   beforeStart?: (bed: Bed) => void;
+  /** The etcd the bed runs (testbed/etcdVersions.ts); default the bed's (Debian's 3.4). */
+  etcdVersion?: string;
 }
 
 interface CaseContext {
@@ -158,7 +160,7 @@ async function runCase(name: string, operation: OperationUnderTest, opts: CaseOp
     const leftover = await terminateRunning(`fault suite: still running when case "${name}" began`);
     if (leftover) notes.push(leftover);
     stage = 'set-up: Bed.up';
-    const bed = (live.bed = await Bed.up({ dir: BED_DIR, hosts: operation.hosts, members: EXISTING.length }));
+    const bed = (live.bed = await Bed.up({ dir: BED_DIR, hosts: operation.hosts, members: EXISTING.length, ...(opts.etcdVersion ? { etcdVersion: opts.etcdVersion } : {}) }));
     const marker = join(bed.dir, 'hold-reached');
     const before = bed.etcdProcesses();
     stage = 'set-up: starting the worker';
@@ -459,4 +461,24 @@ describe('fault matrix', () => {
       return `etcd3 removed, cluster at 2 voters; then ${await killAndMeasure(ctx, 'removeMember')}, and etcd4 was added by the new worker`;
     }),
   );
+
+  // ---- one worker-SIGKILL case per operation on each other etcd version ---------------------
+
+  for (const version of (process.env.STEWARD_FAULT_ETCD_VERSIONS ?? '3.5,3.6,3.7').split(',').map((v) => v.trim()).filter(Boolean)) {
+    const cases: [string, OperationUnderTest, string][] = [
+      ['scale-out', scaleOut(['etcd4']), 'addLearner'],
+      ['rolling restart', rollingRestart(), 'restartMember'],
+      ['scale-in', scaleIn(), 'removeMember'],
+      ['replace (remove first)', replaceRemoveFirst(), 'removeMember'],
+    ];
+    for (const [what, operation, type] of cases) {
+      it(
+        `etcd ${version}: ${what}, worker killed after ${type} did its work, before reporting it`,
+        survives(`etcd ${version}: ${what}, worker killed during ${type}, work done but not reported`, operation, { hold: (m) => `${type}:after:${m}`, etcdVersion: version }, async (ctx) => {
+          await waitFor(`the worker to reach the end of ${type}`, () => existsSync(ctx.marker), 120_000, 20);
+          return killAndMeasure(ctx, type);
+        }),
+      );
+    }
+  }
 });
