@@ -61,8 +61,16 @@ const opts = new Command('bench')
   .option('--restart-sizes <list>', 'cluster sizes for the rolling-restart comparison, comma-separated (empty: skip it)', list, [4, 5])
   .option('--restart-data-mb <n>', 'data size for the rolling-restart comparison (default: the first --data-mb)', (v) => Number(v))
   .option('--cases <list>', 'only these cases: naive (all at once), throttled, floor, steward', (v) => v.split(',').filter(Boolean), ['naive', 'throttled', 'floor', 'steward'])
+  .option('--etcd-versions <list>', 'run everything on each of these etcd versions (3.4, 3.5, 3.6, 3.7, a full version; default: $ETCD_VERSION, else 3.4)', (v) => v.split(',').filter(Boolean))
   .parse()
-  .opts<{ dataMb: number[]; big: boolean; rate: number; restartSizes: number[]; restartDataMb?: number; cases: string[] }>();
+  .opts<{ dataMb: number[]; big: boolean; rate: number; restartSizes: number[]; restartDataMb?: number; cases: string[]; etcdVersions?: string[] }>();
+
+/** The etcd versions to run on (undefined: the bed's default, $ETCD_VERSION or Debian's 3.4). */
+const VERSIONS: (string | undefined)[] = opts.etcdVersions?.length ? opts.etcdVersions : [undefined];
+/** The version the cases being run now use. */
+let currentVersion: string | undefined;
+/** "etcd 3.6 " in front of each summary line when more than one version runs. */
+const versionTag = () => (VERSIONS.length > 1 ? `etcd ${currentVersion} ` : '');
 
 const DATA_SIZES = [...new Set([...opts.dataMb, ...(opts.big ? [500, 2000] : [])])];
 const RESTART_MB = opts.restartDataMb ?? DATA_SIZES[0] ?? 0;
@@ -157,7 +165,7 @@ async function measure(key: string, name: string, procedure: Procedure, mb: numb
   const lim = limits(mb);
   // etcd's default quota (2 GiB) is too small for the big sizes; Kubespray sets etcd_quota_backend_bytes the same way.
   const etcdEnv: Record<string, string> = mb >= 1000 ? { ETCD_QUOTA_BACKEND_BYTES: String(8 * 1024 ** 3) } : {};
-  const bed = await Bed.up({ ...shape, net: '127.30.0', dir: join(tmpdir(), 'etcd-steward-bench-bed'), etcdEnv });
+  const bed = await Bed.up({ ...shape, net: '127.30.0', dir: join(tmpdir(), 'etcd-steward-bench-bed'), etcdEnv, ...(currentVersion ? { etcdVersion: currentVersion } : {}) });
   const upAt = Date.now();
   try {
     await procedure.prepare?.(bed);
@@ -580,13 +588,13 @@ function scaleOutLine(mb: number, runs: Run[]): string {
   });
   const f = seg(floor, 'floor', (r) => [`total=${sec(r.totalMs)}s`, `overhead_per_member=${r.result.floor ? sec(floorFigures(r.result.floor).overheadPerMemberMs, 2) : 'n/a'}s`, ...cu(r)]);
   const base = (k: string) => seg(get(k), k, (r) => [`total=${sec(r.totalMs)}s`, ...cu(r), `restart_max=${sec(maxRestart(r), 2)}s`]);
-  return `bench: ${mb}MB ${s} | ${f} | ${base('naive')} | ${base('throttled')}`;
+  return `bench: ${versionTag()}${mb}MB ${s} | ${f} | ${base('naive')} | ${base('throttled')}`;
 }
 
 function restartLine(n: number, runs: Run[]): string {
   const get = (k: string) => runs.find((r) => r.key === k);
   const fields = (r: Run) => [`maxdown=${r.maxDown}`, `total=${sec(r.totalMs)}s`, `restart_max=${sec(maxRestart(r), 2)}s`];
-  return `bench: restart ${n} members ${seg(get('steward'), 'steward', fields)} | ${seg(get('naive'), 'all-at-once', fields)} | ${seg(get('throttled'), 'throttled', fields)}`;
+  return `bench: ${versionTag()}restart ${n} members ${seg(get('steward'), 'steward', fields)} | ${seg(get('naive'), 'all-at-once', fields)} | ${seg(get('throttled'), 'throttled', fields)}`;
 }
 
 async function main(): Promise<void> {
@@ -595,52 +603,56 @@ async function main(): Promise<void> {
   const catchUps: string[] = [];
   console.log(`bench: data sizes ${DATA_SIZES.join(', ')} MB; rolling restart of ${opts.restartSizes.join(', ') || 'no'} members at ${RESTART_MB} MB; ${opts.rate} writes/s; cases ${opts.cases.join(', ')}`);
   console.log('prefill: Kubernetes-like keys /registry/<resource>/<ns>/<name>, each written once (one revision per key), values 0.5–5 KiB uniform; 256 writes in flight over 4 connections to the leader\n');
-  for (const mb of DATA_SIZES) {
-    const runs = await runCases(
-      `bench: 3 → 5 on identical fresh clusters, ${mb} MB of data, ${opts.rate} writes/s`,
-      [
-        ['naive', 'baseline (voting add + restart all at once)', () => ({ run: (b, m) => naive(b, m, (n) => n) }), true],
-        ['throttled', 'throttled (voting add + restart floor(n/2) at a time)', () => ({ run: (b, m) => naive(b, m, (n) => Math.max(1, Math.floor(n / 2))) }), true],
+  for (const version of VERSIONS) {
+    currentVersion = version;
+    if (VERSIONS.length > 1) console.log(`\n==== etcd ${version} ====\n`);
+    for (const mb of DATA_SIZES) {
+      const runs = await runCases(
+        `bench: 3 → 5 on identical fresh clusters, ${versionTag()}${mb} MB of data, ${opts.rate} writes/s`,
         [
-          'floor',
-          'floor (learners, straight-line script, one SSH connection per host, no Temporal)',
-          () => ({
-            run: async (b, m) => {
-              const floor = await floorScaleOut({ spec: b.spec, add: NEW.map((n) => Bed.memberInput(b.host(n))), ssh: b.sshIdentity, etcd: b.etcdCredentials, catchUpLimitMs: limits(m).operationMs });
-              return { floor, catchUpMs: Object.fromEntries(floor.members.map((m) => [m.name, m.catchUpMs])) };
-            },
-          }),
-          false,
+          ['naive', 'baseline (voting add + restart all at once)', () => ({ run: (b, m) => naive(b, m, (n) => n) }), true],
+          ['throttled', 'throttled (voting add + restart floor(n/2) at a time)', () => ({ run: (b, m) => naive(b, m, (n) => Math.max(1, Math.floor(n / 2))) }), true],
+          [
+            'floor',
+            'floor (learners, straight-line script, one SSH connection per host, no Temporal)',
+            () => ({
+              run: async (b, m) => {
+                const floor = await floorScaleOut({ spec: b.spec, add: NEW.map((n) => Bed.memberInput(b.host(n))), ssh: b.sshIdentity, etcd: b.etcdCredentials, catchUpLimitMs: limits(m).operationMs });
+                return { floor, catchUpMs: Object.fromEntries(floor.members.map((m) => [m.name, m.catchUpMs])) };
+              },
+            }),
+            false,
+          ],
+          ['steward', 'steward (scaleOut workflow: learners, no restart)', () => steward((client, b) => client.startScaleOut({ spec: b.spec, add: NEW.map((n) => Bed.memberInput(b.host(n))) }), (h) => breakdown(h, NEW).catchUpMs), false],
         ],
-        ['steward', 'steward (scaleOut workflow: learners, no restart)', () => steward((client, b) => client.startScaleOut({ spec: b.spec, add: NEW.map((n) => Bed.memberInput(b.host(n))) }), (h) => breakdown(h, NEW).catchUpMs), false],
-      ],
-      mb,
-      { hosts: 5, members: 3 },
-    );
-    printWhereTimeGoes(
-      runs.find((r) => r.key === 'steward'),
-      runs.find((r) => r.key === 'floor'),
-    );
-    lines.push(scaleOutLine(mb, runs));
-    const cu = (k: string) => {
-      const r = runs.find((x) => x.key === k);
-      const v = r ? catchUpOf(r) : undefined;
-      return v === undefined ? '-' : `${sec(v, 2)} s`;
-    };
-    catchUps.push(`${mb} MB: ${cu('steward')} / ${cu('floor')} / ${cu('naive')}`);
-  }
-  for (const n of opts.restartSizes) {
-    const runs = await runCases(
-      `bench: rolling restart of ${n} members on identical fresh clusters, ${RESTART_MB} MB of data, ${opts.rate} writes/s`,
-      [
-        ['naive', 'all at once (restart every member together)', () => ({ run: (b, m) => restartHandler(b, b.spec.members, (k) => k, m) }), true],
-        ['throttled', "throttled (Kubespray's floor(n/2) at a time)", () => ({ run: (b, m) => restartHandler(b, b.spec.members, (k) => Math.max(1, Math.floor(k / 2)), m) }), true],
-        ['steward', 'steward (rollingRestart, leader last)', () => steward((client, b) => client.startRollingRestart({ spec: b.spec, reason: 'bench' })), true],
-      ],
-      RESTART_MB,
-      { hosts: n, members: n },
-    );
-    lines.push(restartLine(n, runs));
+        mb,
+        { hosts: 5, members: 3 },
+      );
+      printWhereTimeGoes(
+        runs.find((r) => r.key === 'steward'),
+        runs.find((r) => r.key === 'floor'),
+      );
+      lines.push(scaleOutLine(mb, runs));
+      const cu = (k: string) => {
+        const r = runs.find((x) => x.key === k);
+        const v = r ? catchUpOf(r) : undefined;
+        return v === undefined ? '-' : `${sec(v, 2)} s`;
+      };
+      catchUps.push(`${versionTag()}${mb} MB: ${cu('steward')} / ${cu('floor')} / ${cu('naive')}`);
+    }
+    for (const n of opts.restartSizes) {
+      const runs = await runCases(
+        `bench: rolling restart of ${n} members on identical fresh clusters, ${versionTag()}${RESTART_MB} MB of data, ${opts.rate} writes/s`,
+        [
+          ['naive', 'all at once (restart every member together)', () => ({ run: (b, m) => restartHandler(b, b.spec.members, (k) => k, m) }), true],
+          ['throttled', "throttled (Kubespray's floor(n/2) at a time)", () => ({ run: (b, m) => restartHandler(b, b.spec.members, (k) => Math.max(1, Math.floor(k / 2)), m) }), true],
+          ['steward', 'steward (rollingRestart, leader last)', () => steward((client, b) => client.startRollingRestart({ spec: b.spec, reason: 'bench' })), true],
+        ],
+        RESTART_MB,
+        { hosts: n, members: n },
+      );
+      lines.push(restartLine(n, runs));
+    }
   }
   if (catchUps.length > 1) console.log(`catch-up of both new members by data size (steward / floor / naive): ${catchUps.join('; ')}\n`);
   for (const l of lines) console.log(l);
