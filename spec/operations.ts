@@ -41,13 +41,15 @@ const basePolicyShape = {
   continueAsNewAfterEvents: z.number().int().min(100, 'must be at least 100').max(40_000, 'must be at most 40000 (Temporal refuses histories past 50000 events)').default(10_000),
 };
 
-export const scaleOutPolicySchema = z.strictObject({
-  ...basePolicyShape,
+/** What bounds a new member's join (scaleOut, replaceMember). */
+const joinPolicyShape = {
   /** How long a learner may take to catch up before it is rolled back. */
   catchUpTimeout: duration('catchUpTimeout').default(30 * 60_000),
   /** A learner is promoted once its applied index is within this many entries of the leader's. */
   maxCatchUpLag: z.number().int().min(0).default(100),
-});
+};
+
+export const scaleOutPolicySchema = z.strictObject({ ...basePolicyShape, ...joinPolicyShape });
 export type ScaleOutPolicy = z.output<typeof scaleOutPolicySchema>;
 export type ScaleOutPolicyInput = z.input<typeof scaleOutPolicySchema>;
 
@@ -204,15 +206,17 @@ export function parseRollingRestartInput(input: unknown): RollingRestartInput {
 export const retirePolicies = ['keep', 'wipe'] as const;
 export type RetirePolicy = (typeof retirePolicies)[number];
 
-export const scaleInPolicySchema = z.strictObject({
-  ...basePolicyShape,
+/** What becomes of a removed member's host (scaleIn, replaceMember). */
+const leavePolicyShape = {
   /**
    * What becomes of a removed member's data dir on its host: `keep` moves it aside as
    * `<dataDir>.removed-<time>` (with its env file, so the service cannot start it again), `wipe`
    * deletes it. Best effort: a host that cannot be reached is reported, not waited for.
    */
   retire: z.enum(retirePolicies, { error: `must be one of: ${retirePolicies.join(', ')}` }).default('keep'),
-});
+};
+
+export const scaleInPolicySchema = z.strictObject({ ...basePolicyShape, ...leavePolicyShape });
 export type ScaleInPolicy = z.output<typeof scaleInPolicySchema>;
 export type ScaleInPolicyInput = z.input<typeof scaleInPolicySchema>;
 
@@ -287,9 +291,8 @@ export const replaceMemberPolicySchema = z.strictObject({
    * refuses one that cannot work (see common/replacePlan.ts).
    */
   strategy: z.enum(replaceStrategies, { error: `must be one of: ${replaceStrategies.join(', ')}` }).default('auto'),
-  catchUpTimeout: duration('catchUpTimeout').default(30 * 60_000),
-  maxCatchUpLag: z.number().int().min(0).default(100),
-  retire: z.enum(retirePolicies, { error: `must be one of: ${retirePolicies.join(', ')}` }).default('keep'),
+  ...joinPolicyShape,
+  ...leavePolicyShape,
 });
 export type ReplaceMemberPolicy = z.output<typeof replaceMemberPolicySchema>;
 export type ReplaceMemberPolicyInput = z.input<typeof replaceMemberPolicySchema>;

@@ -1,5 +1,6 @@
 /** Shared set-up for integration tests: a Temporal dev server, an in-process worker, a client. */
 import { execFile } from 'node:child_process';
+import { after, before } from 'node:test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { StewardClient } from '../client';
 import { etcdClient, listMembers, type EtcdCredentials, type ListedMember } from '../activities/etcd';
 import { closeSshPool } from '../activities/ssh';
-import type { Bed } from '../testbed';
+import { Bed, type BedOptions } from '../testbed';
 import { resolveTemporalCli, startTemporal, type TemporalServer } from '../testbed/temporal';
 import { createWorker } from '../worker';
 import { DEFAULT_TASK_QUEUE } from '../worker/config';
@@ -91,6 +92,39 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await steward.close();
       await connection.close();
       await temporal.stop();
+    },
+  };
+}
+
+/**
+ * The set-up the operations' integration tests share, registered on the enclosing `describe`: one
+ * Temporal stack for the file, and `freshBed` for a new bed (the previous one and any operation
+ * still running on it stopped first) with a worker on it; everything stopped after the file.
+ */
+export function stackAndBeds(): { readonly stack: Stack; readonly bed: Bed | undefined; freshBed(opts: BedOptions): Promise<Bed> } {
+  let stack: Stack | undefined;
+  let bed: Bed | undefined;
+  before(async () => {
+    stack = await startStack();
+  });
+  after(async () => {
+    await stack?.stop();
+    await bed?.down();
+  });
+  return {
+    get stack() {
+      if (!stack) throw new Error('the stack is not up yet (use it inside a test)');
+      return stack;
+    },
+    get bed() {
+      return bed;
+    },
+    async freshBed(opts: BedOptions) {
+      await this.stack.terminateRunning(opts.name ?? 'bed');
+      await bed?.down();
+      bed = await Bed.up(opts);
+      await this.stack.startWorker(bed);
+      return bed;
     },
   };
 }

@@ -4,32 +4,18 @@
 // at the start), pids come from the bed's pidfiles (I2), env files are read on the hosts.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { ReplaceMemberResult } from '../client';
 import { parseEnvFile } from '../activities/envfile';
 import { type ClusterSpec, memberPaths } from '../spec/cluster';
 import type { ReplaceMemberPolicyInput } from '../spec/operations';
 import { Bed } from '../testbed';
 import { LivenessSampler } from '../testbed/liveness';
-import { MembershipSampler, causeChain, recordHistory, startStack, waitFor, type Stack } from './helpers';
+import { MembershipSampler, causeChain, recordHistory, stackAndBeds, waitFor } from './helpers';
 
 describe('replaceMember', () => {
-  let stack: Stack;
-  let bed: Bed | undefined;
-  before(async () => {
-    stack = await startStack();
-  });
-  after(async () => {
-    await stack?.stop();
-    await bed?.down();
-  });
-  const freshBed = async (hosts: number) => {
-    await stack.terminateRunning('bed');
-    await bed?.down();
-    bed = await Bed.up({ hosts, members: 3 });
-    await stack.startWorker(bed);
-    return bed;
-  };
+  const suite = stackAndBeds();
+  const freshBed = (hosts: number) => suite.freshBed({ hosts, members: 3 });
   const initialCluster = (spec: ClusterSpec, name: string) =>
     (parseEnvFile(readFileSync(memberPaths(spec, name).envFile, 'utf8')).ETCD_INITIAL_CLUSTER ?? '')
       .split(',')
@@ -56,9 +42,9 @@ describe('replaceMember', () => {
     let result: ReplaceMemberResult;
     try {
       await new Promise((r) => setTimeout(r, 300));
-      const op = await stack.steward.startReplaceMember({ spec, replace: old, with: Bed.memberInput(b.host(neu)), policy });
+      const op = await suite.stack.steward.startReplaceMember({ spec, replace: old, with: Bed.memberInput(b.host(neu)), policy });
       result = await op.result();
-      await recordHistory(op.handle, record, stack.temporal.address);
+      await recordHistory(op.handle, record, suite.stack.temporal.address);
     } finally {
       await membership.stop();
       await live.stop();
@@ -91,11 +77,11 @@ describe('replaceMember', () => {
     try {
       await waitFor('etcd2 seen down', async () => (await b.observe()).statuses.some((s) => s.name === 'etcd2' && !s.ok));
       const before = (await b.observe()).members.map((m) => m.id).sort();
-      const refused = await stack.steward.startReplaceMember({ spec: b.spec, replace: 'etcd2', with: Bed.memberInput(b.host('etcd4')), policy: { strategy: 'add-first' } });
+      const refused = await suite.stack.steward.startReplaceMember({ spec: b.spec, replace: 'etcd2', with: Bed.memberInput(b.host('etcd4')), policy: { strategy: 'add-first' } });
       await assert.rejects(refused.result(), (e: unknown) =>
         /replacement refused before any change:\n {2}- add-first cannot work while etcd2 does not answer: etcd 3\.4\.\d+ refuses any MemberAdd, learners included, while a voting member is unreachable.*Nothing was changed/s.test(causeChain(e)),
       );
-      await recordHistory(refused.handle, 'replaceMember-refused-add-first', stack.temporal.address);
+      await recordHistory(refused.handle, 'replaceMember-refused-add-first', suite.stack.temporal.address);
       assert.deepEqual((await b.observe()).members.map((m) => m.id).sort(), before, 'the refused replacement changed the member list');
 
       const { result, membership } = await replaceAndCheck(b, b.spec, 'etcd2', 'etcd4', {}, 'replaceMember-dead-member-remove-first');
@@ -128,16 +114,16 @@ describe('replaceMember', () => {
   });
 
   it('an abort while the first half waits for approval changes nothing', async () => {
-    const b = bed!;
+    const b = suite.bed!;
     const spec = await liveSpec(b);
     const pids = spec.members.map((m) => b.etcdPid(m.name));
     const victim = spec.members[0]!.name;
-    const op = await stack.steward.startReplaceMember({ spec, replace: victim, with: Bed.memberInput(b.host('etcd5')), policy: { approval: 'first-batch' } });
+    const op = await suite.stack.steward.startReplaceMember({ spec, replace: victim, with: Bed.memberInput(b.host('etcd5')), policy: { approval: 'first-batch' } });
     await waitFor('approval of batch 1', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 1 (add etcd5)')));
     const ab = await op.abort({ reason: 'test: not today', by: 'test' });
     assert.deepEqual(ab.willRollBack, []);
     const r = await op.result();
-    await recordHistory(op.handle, 'replaceMember-abort-at-approval', stack.temporal.address);
+    await recordHistory(op.handle, 'replaceMember-abort-at-approval', suite.stack.temporal.address);
     assert.equal(r.outcome, 'aborted');
     assert.equal(r.removed, false);
     assert.equal(r.added, false);

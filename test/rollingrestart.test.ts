@@ -4,13 +4,13 @@
 // from what the members report.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { type Operation, OperationRejectedError, type RollingRestartResult } from '../client';
 import { parseEnvFile } from '../activities/envfile';
 import { memberPaths } from '../spec/cluster';
 import { Bed } from '../testbed';
 import { LivenessSampler } from '../testbed/liveness';
-import { causeChain, recordHistory, startStack, waitFor, type Stack } from './helpers';
+import { causeChain, recordHistory, stackAndBeds, waitFor } from './helpers';
 
 /** The env of a running process, from /proc (what etcd really runs with). */
 function runningEnv(pid: number): Record<string, string> {
@@ -23,22 +23,8 @@ function runningEnv(pid: number): Record<string, string> {
 }
 
 describe('rollingRestart', () => {
-  let stack: Stack;
-  let bed: Bed | undefined;
-  before(async () => {
-    stack = await startStack();
-  });
-  after(async () => {
-    await stack?.stop();
-    await bed?.down();
-  });
-  const freshBed = async (members: number) => {
-    await stack.terminateRunning('bed');
-    await bed?.down();
-    bed = await Bed.up({ hosts: members, members });
-    await stack.startWorker(bed);
-    return bed;
-  };
+  const suite = stackAndBeds();
+  const freshBed = (members: number) => suite.freshBed({ hosts: members, members });
   const sampler = (b: Bed) =>
     new LivenessSampler(
       b.spec.members.map((m) => ({ name: m.name, clientURL: m.clientURLs[0]! })),
@@ -64,7 +50,7 @@ describe('rollingRestart', () => {
     let verdictsSent = 0;
     let done = false;
     try {
-      op = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: rolling restart', policy: { maxUnavailable: opts.maxUnavailable } });
+      op = await suite.stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: rolling restart', policy: { maxUnavailable: opts.maxUnavailable } });
       // A monitoring system's verdicts, as they would arrive all along (healthy: they must not hold anything up).
       const verdicts = opts.verdictEveryMs
         ? (async () => {
@@ -80,7 +66,7 @@ describe('rollingRestart', () => {
       done = true;
       await live.stop();
     }
-    if (opts.record) await recordHistory(op.handle, opts.record, stack.temporal.address);
+    if (opts.record) await recordHistory(op.handle, opts.record, suite.stack.temporal.address);
 
     assert.equal(result.outcome, 'completed');
     assert.deepEqual([...result.restarted.map((r) => r.member)].sort(), [...names].sort());
@@ -138,7 +124,7 @@ describe('rollingRestart', () => {
     const r = await restartAndCheck(b, { maxUnavailable: 3, bound: 3, verdictEveryMs: 250 });
     assert.equal(r.largestBatch, 3);
     assert.ok(r.verdictsSent >= 20, `only ${r.verdictsSent} verdicts were sent: too few to weigh`);
-    const history = await stack.steward.operation('bed').handle.fetchHistory();
+    const history = await suite.stack.steward.operation('bed').handle.fetchHistory();
     const events = history.events?.length ?? 0;
     const bytes = Buffer.byteLength(JSON.stringify(history));
     t.diagnostic(`7-member rolling restart: ${events} events, ${Math.round(bytes / 1024)} KB as JSON (${Math.round(events / 7)} events, ${Math.round(bytes / 1024 / 7)} KB per member) with ${r.verdictsSent} monitoring verdicts`);
@@ -161,7 +147,7 @@ describe('rollingRestart', () => {
 
   it('an env change is applied on each member and shows in its running process', async () => {
     const b = await freshBed(3);
-    const op = await stack.steward.startRollingRestart({
+    const op = await suite.stack.steward.startRollingRestart({
       spec: b.spec,
       reason: 'test: raise the backend quota',
       change: { set: { ETCD_QUOTA_BACKEND_BYTES: '4294967296' } },
@@ -180,7 +166,7 @@ describe('rollingRestart', () => {
   it('a change etcd refuses: the member is put back and started, the operation stops with its log, no other member is stopped', async () => {
     const b = await freshBed(3);
     const pidsBefore = Object.fromEntries(b.spec.members.map((m) => [m.name, b.etcdPid(m.name)]));
-    const op = await stack.steward.startRollingRestart({
+    const op = await suite.stack.steward.startRollingRestart({
       spec: b.spec,
       reason: 'test: a bad value',
       change: { set: { ETCD_QUOTA_BACKEND_BYTES: 'lots' } },
@@ -189,7 +175,7 @@ describe('rollingRestart', () => {
       () => null,
       (e: unknown) => e,
     );
-    await recordHistory(op.handle, 'rollingRestart-refused-change-compensation', stack.temporal.address);
+    await recordHistory(op.handle, 'rollingRestart-refused-change-compensation', suite.stack.temporal.address);
     assert.ok(err, 'the operation should have failed');
     const chain = causeChain(err);
     assert.match(chain, /rolling restart of bed failed/);
@@ -209,7 +195,7 @@ describe('rollingRestart', () => {
     const names = b.spec.members.map((m) => m.name);
     const pidsBefore = Object.fromEntries(names.map((n) => [n, b.etcdPid(n)]));
     const limit = 150;
-    const op: Operation<RollingRestartResult> = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: long wait', policy: { approval: 'each-batch', continueAsNewAfterEvents: limit } });
+    const op: Operation<RollingRestartResult> = await suite.stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: long wait', policy: { approval: 'each-batch', continueAsNewAfterEvents: limit } });
     const firstRun = (await op.handle.describe()).runId;
     const waiting = (batch: number) => waitFor(`approval of batch ${batch}`, async () => (await op.status()).waitingFor.some((w) => w.startsWith(`approval of batch ${batch}`)), 120_000);
     await waiting(1);
@@ -234,13 +220,13 @@ describe('rollingRestart', () => {
     for (const n of names) assert.notEqual(b.etcdPid(n), pidsBefore[n], `${n}'s pid did not change`);
     const events = (await op.status()).events.map((e) => e.message);
     assert.ok(events.some((e) => e.startsWith('run 2 of this operation')), events.join('\n'));
-    await recordHistory(op.handle, 'rollingRestart-continue-as-new-run-1', stack.temporal.address, firstRun);
-    await recordHistory(op.handle, 'rollingRestart-continue-as-new-run-2', stack.temporal.address);
+    await recordHistory(op.handle, 'rollingRestart-continue-as-new-run-1', suite.stack.temporal.address, firstRun);
+    await recordHistory(op.handle, 'rollingRestart-continue-as-new-run-2', suite.stack.temporal.address);
   });
 
   it('Updates: approve with nothing waiting is rejected with the reason; approve of the waiting batch goes through; abort between batches leaves every member running', async () => {
     const b = await freshBed(3);
-    const op: Operation<RollingRestartResult> = await stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: approvals', policy: { approval: 'each-batch' } });
+    const op: Operation<RollingRestartResult> = await suite.stack.steward.startRollingRestart({ spec: b.spec, reason: 'test: approvals', policy: { approval: 'each-batch' } });
     await waitFor('the first batch to wait for approval', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 1')), 60_000);
     // batch numbers are 0-based in the API (the CLI counts from 1, as status shows them)
     await assert.rejects(op.approve({ batch: 1 }), (e: unknown) => e instanceof OperationRejectedError && /batch 2 is not the one waiting for approval: batch 1 \(etcd\d\) is/.test(e.reason));
@@ -252,7 +238,7 @@ describe('rollingRestart', () => {
     const aborted = await op.abort({ reason: 'test: enough', by: 'test' });
     assert.deepEqual(aborted.willRollBack, []);
     const r = await op.result();
-    await recordHistory(op.handle, 'rollingRestart-updates-approval-abort', stack.temporal.address);
+    await recordHistory(op.handle, 'rollingRestart-updates-approval-abort', suite.stack.temporal.address);
     assert.equal(r.outcome, 'aborted');
     assert.equal(r.restarted.length, 1);
     assert.equal(r.notRestarted.length, 2);

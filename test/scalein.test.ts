@@ -4,32 +4,18 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { type ScaleInResult, SpecError } from '../client';
 import { parseEnvFile } from '../activities/envfile';
 import { sshRun } from '../activities/ssh';
 import { type ClusterSpec, memberPaths } from '../spec/cluster';
 import { Bed } from '../testbed';
 import { LivenessSampler } from '../testbed/liveness';
-import { MembershipSampler, causeChain, recordHistory, startStack, waitFor, type Stack } from './helpers';
+import { MembershipSampler, causeChain, recordHistory, stackAndBeds, waitFor } from './helpers';
 
 describe('scaleIn', () => {
-  let stack: Stack;
-  let bed: Bed | undefined;
-  before(async () => {
-    stack = await startStack();
-  });
-  after(async () => {
-    await stack?.stop();
-    await bed?.down();
-  });
-  const freshBed = async (members: number) => {
-    await stack.terminateRunning('bed');
-    await bed?.down();
-    bed = await Bed.up({ hosts: members, members });
-    await stack.startWorker(bed);
-    return bed;
-  };
+  const suite = stackAndBeds();
+  const freshBed = (members: number) => suite.freshBed({ hosts: members, members });
   const leaderOf = async (b: Bed, spec: ClusterSpec) => {
     const o = await b.observe();
     const s = o.statuses.find((x) => x.id === o.leaderId);
@@ -63,9 +49,9 @@ describe('scaleIn', () => {
     let result: ScaleInResult;
     try {
       await new Promise((r) => setTimeout(r, 300)); // samples from before anything changes
-      const op = await stack.steward.startScaleIn({ spec, remove });
+      const op = await suite.stack.steward.startScaleIn({ spec, remove });
       result = await op.result();
-      if (record) await recordHistory(op.handle, record, stack.temporal.address);
+      if (record) await recordHistory(op.handle, record, suite.stack.temporal.address);
     } finally {
       await live.stop();
       await membership.stop();
@@ -120,7 +106,7 @@ describe('scaleIn', () => {
   });
 
   it('removes a dead member (etcd and sshd stopped) through the others; says its host could not be cleaned', async () => {
-    const b = bed!;
+    const b = suite.bed!;
     const three = specOf(b, (await b.observe()).members.map((m) => m.name));
     assert.equal(three.members.length, 3, 'the cluster the previous test left');
     const leader = await leaderOf(b, three);
@@ -147,13 +133,13 @@ describe('scaleIn', () => {
     await waitFor('etcd3 seen down', async () => (await b.observe()).statuses.some((s) => s.name === 'etcd3' && !s.ok));
     const before = (await b.observe()).members.map((m) => m.id).sort();
 
-    const op = await stack.steward.startScaleIn({ spec: b.spec, remove: ['etcd1', 'etcd2'] });
+    const op = await suite.stack.steward.startScaleIn({ spec: b.spec, remove: ['etcd1', 'etcd2'] });
     await assert.rejects(op.result(), (e: unknown) =>
       /scale-in refused before any change:\n {2}- removing etcd1, etcd2 would leave 1 voting member\(s\) \(etcd3\) of which 0 answer\(s\) now \(down: etcd3\), below their quorum of 1.*Nothing was changed/s.test(causeChain(e)),
     );
-    await recordHistory(op.handle, 'scaleIn-refused-quorum', stack.temporal.address);
-    await assert.rejects(stack.steward.startScaleIn({ spec: b.spec, remove: ['etcd1', 'etcd2', 'etcd3'] }), (e: unknown) => e instanceof SpecError && /cannot remove its last member/.test(e.message));
-    await assert.rejects(stack.steward.startScaleIn({ spec: b.spec, remove: ['etcd7'] }), (e: unknown) => e instanceof SpecError && /remove\[0\]: "etcd7" is not a member of cluster bed/.test(e.message));
+    await recordHistory(op.handle, 'scaleIn-refused-quorum', suite.stack.temporal.address);
+    await assert.rejects(suite.stack.steward.startScaleIn({ spec: b.spec, remove: ['etcd1', 'etcd2', 'etcd3'] }), (e: unknown) => e instanceof SpecError && /cannot remove its last member/.test(e.message));
+    await assert.rejects(suite.stack.steward.startScaleIn({ spec: b.spec, remove: ['etcd7'] }), (e: unknown) => e instanceof SpecError && /remove\[0\]: "etcd7" is not a member of cluster bed/.test(e.message));
     assert.deepEqual((await b.observe()).members.map((m) => m.id).sort(), before, 'the member list changed');
 
     await sshRun(b.host('etcd3').ssh, b.sshIdentity, b.spec.service.start.replaceAll('{name}', 'etcd3'));
@@ -161,14 +147,14 @@ describe('scaleIn', () => {
   });
 
   it('an abort while the first batch waits for approval removes nothing', async () => {
-    const b = bed!;
+    const b = suite.bed!;
     const pids = b.spec.members.map((m) => b.etcdPid(m.name));
-    const op = await stack.steward.startScaleIn({ spec: b.spec, remove: ['etcd3'], policy: { approval: 'first-batch' } });
+    const op = await suite.stack.steward.startScaleIn({ spec: b.spec, remove: ['etcd3'], policy: { approval: 'first-batch' } });
     await waitFor('approval of batch 1', async () => (await op.status()).waitingFor.some((w) => w.startsWith('approval of batch 1 (etcd3)')));
     const ab = await op.abort({ reason: 'test: changed our mind', by: 'test' });
     assert.deepEqual(ab.willRollBack, [], 'nothing to roll back before a removal');
     const r = await op.result();
-    await recordHistory(op.handle, 'scaleIn-abort-at-approval', stack.temporal.address);
+    await recordHistory(op.handle, 'scaleIn-abort-at-approval', suite.stack.temporal.address);
     assert.equal(r.outcome, 'aborted');
     assert.deepEqual(r.removed, []);
     assert.deepEqual(r.notRemoved, ['etcd3']);
