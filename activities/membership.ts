@@ -51,8 +51,8 @@ function findByPeer(members: ListedMember[], peerURLs: string[]): ListedMember |
 }
 
 /** How long addLearner and removeMember wait out etcd's "not now" answers themselves, and how often they ask again. */
-const JOIN_WAIT_MS = 20_000;
-const JOIN_RETRY_MS = 250;
+const REFUSAL_WAIT_MS = 20_000;
+const REFUSAL_RETRY_MS = 250;
 
 /** One MemberAdd attempt (see addLearner): the existing member if these peer URLs are taken, else a new learner. */
 async function addLearnerOnce(c: Etcd3, member: LearnerRef['member']): Promise<JoinResult> {
@@ -91,15 +91,15 @@ const WAIT_OUT = new Set<string>([FailureType.UnhealthyCluster, FailureType.TooM
  */
 async function waitOutRefusals<T>(attempt: () => Promise<T>): Promise<T> {
   const ctx = Context.current();
-  const deadline = Date.now() + JOIN_WAIT_MS;
+  const deadline = Date.now() + REFUSAL_WAIT_MS;
   for (;;) {
     try {
       return await attempt();
     } catch (e) {
       const waitable = e instanceof ApplicationFailure && WAIT_OUT.has(e.type ?? '');
-      if (!waitable || Date.now() + JOIN_RETRY_MS > deadline) throw e;
+      if (!waitable || Date.now() + REFUSAL_RETRY_MS > deadline) throw e;
       ctx.heartbeat({ waiting: e.message });
-      await ctx.sleep(JOIN_RETRY_MS);
+      await ctx.sleep(REFUSAL_RETRY_MS);
     }
   }
 }

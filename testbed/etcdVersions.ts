@@ -11,7 +11,7 @@
  * calls their entry points (etcdmain.Main, ctlv3.MustStart).
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -98,10 +98,4 @@ export async function buildEtcd(version: string, dir: string, log: (line: string
   const seconds = Math.round((Date.now() - t0) / 100) / 10;
   log(`etcd ${version} built in ${seconds} s`);
   return { seconds };
-}
-
-/** Whether a version is in the cache already (building it would be a no-op). */
-export function isBuilt(version: string): boolean {
-  const full = ETCD_RELEASES[version] ?? version;
-  return existsSync(join(stewardCacheDir(), 'etcd', `v${full}`, 'etcd'));
 }

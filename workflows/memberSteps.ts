@@ -12,7 +12,8 @@ import type { ClusterSpec, Member } from '../spec/cluster';
 import { type OperationKernel, causeOf } from './kernel';
 import type { ActivityProfiles } from './profiles';
 
-const endpoints = (members: Member[]) => members.flatMap((m) => m.clientURLs);
+/** The client URLs of `members`, to reach the cluster through them. */
+export const endpoints = (members: Member[]) => members.flatMap((m) => m.clientURLs);
 
 /** A name for a moved-aside data dir, from the workflow's clock (the same on every retry and replay). */
 export const retireStamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');

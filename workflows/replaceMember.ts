@@ -19,10 +19,9 @@ import { continueAsNew } from '@temporalio/workflow';
 import { FailureType } from '../common/errors';
 import { gateBlockers } from '../common/gate';
 import { planRemoval } from '../common/scaleInPlan';
-import type { Member } from '../spec/cluster';
 import type { ReplaceMemberInput, RetiredHost } from '../spec/operations';
 import { OperationKernel, type Outcome } from './kernel';
-import { MemberSteps } from './memberSteps';
+import { MemberSteps, endpoints } from './memberSteps';
 import type { AbortArgs } from './messages';
 import { activityProfiles } from './profiles';
 
@@ -47,7 +46,6 @@ export interface ReplaceMemberResult {
   abort?: AbortArgs;
 }
 
-const endpoints = (members: Member[]) => members.flatMap((m) => m.clientURLs);
 
 export async function replaceMember(input: ReplaceMemberInput): Promise<ReplaceMemberResult> {
   const { spec, replace, with: neu, policy, continued } = input;

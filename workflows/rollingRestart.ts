@@ -17,6 +17,7 @@ import { gateBlockers } from '../common/gate';
 import { type RestartBatch, planRestartBatch, projectRestartPlan } from '../common/restartPlan';
 import type { Member } from '../spec/cluster';
 import type { EnvChange, RollingRestartInput } from '../spec/operations';
+import { endpoints } from './memberSteps';
 import { OperationKernel, type Outcome } from './kernel';
 import type { AbortArgs } from './messages';
 import { activityProfiles } from './profiles';
@@ -61,7 +62,6 @@ export function inverseChange(change: EnvChange, previous: Record<string, string
   return { set, unset };
 }
 
-const endpoints = (members: Member[]) => members.flatMap((m) => m.clientURLs);
 
 export async function rollingRestart(input: RollingRestartInput): Promise<RollingRestartResult> {
   const { spec, policy, change, continued } = input;

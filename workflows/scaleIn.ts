@@ -23,7 +23,7 @@ import { type RemovalBatch, planRemoval, projectRemovalOrder } from '../common/s
 import type { Member } from '../spec/cluster';
 import type { RetiredHost, ScaleInInput } from '../spec/operations';
 import { OperationKernel, type Outcome } from './kernel';
-import { MemberSteps } from './memberSteps';
+import { MemberSteps, endpoints } from './memberSteps';
 import type { AbortArgs } from './messages';
 import { activityProfiles } from './profiles';
 
@@ -43,7 +43,6 @@ export interface ScaleInResult {
   abort?: AbortArgs;
 }
 
-const endpoints = (members: Member[]) => members.flatMap((m) => m.clientURLs);
 
 export async function scaleIn(input: ScaleInInput): Promise<ScaleInResult> {
   const { spec, remove, policy, continued } = input;

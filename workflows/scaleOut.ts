@@ -13,10 +13,9 @@ import { continueAsNew, patched } from '@temporalio/workflow';
 import { FailureType } from '../common/errors';
 import { gateBlockers } from '../common/gate';
 import type { ScaleOutPlan } from '../activities/preflight';
-import type { Member } from '../spec/cluster';
 import type { ScaleOutInput } from '../spec/operations';
 import { OperationKernel, type Outcome } from './kernel';
-import { MemberSteps } from './memberSteps';
+import { MemberSteps, endpoints } from './memberSteps';
 import type { AbortArgs } from './messages';
 import { activityProfiles } from './profiles';
 
@@ -33,7 +32,6 @@ export interface ScaleOutResult {
   catchUpMs: Record<string, number>;
 }
 
-const endpoints = (members: Member[]) => members.flatMap((m) => m.clientURLs);
 
 // Changes of the step list, each guarded with patched() so that histories recorded before it replay unchanged.
 /** The certificates of every batch up to the next one that needs approval are issued at once, instead of one batch at a time. */
