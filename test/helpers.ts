@@ -1,7 +1,7 @@
 /** Shared set-up for integration tests: a Temporal dev server, an in-process worker, a client. */
 import { execFile } from 'node:child_process';
 import { after, before } from 'node:test';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { StewardClient } from '../client';
 import { etcdClient, listMembers, type EtcdCredentials, type ListedMember } from '../activities/etcd';
 import { closeSshPool } from '../activities/ssh';
 import { Bed, type BedOptions } from '../testbed';
+import { type ClusterSpec, expand } from '../spec/cluster';
 import { resolveTemporalCli, startTemporal, type TemporalServer } from '../testbed/temporal';
 import { createWorker } from '../worker';
 import { DEFAULT_TASK_QUEUE } from '../worker/config';
@@ -130,6 +131,23 @@ export function stackAndBeds(): { readonly stack: Stack; readonly bed: Bed | und
 }
 
 /** Samples the member list in the background (I1: never more than one learner; new members appear as learners first). */
+/**
+ * The bed's spec for the members named (in host order). When the CA host is not among them (an
+ * earlier test removed or replaced it), the CA moves to the first that is, as the operations'
+ * warning tells an operator to do: ca.pem and ca-key.pem copied there, ca.host set to it.
+ */
+export function specFor(b: Bed, names: string[]): ClusterSpec {
+  const members = b.hosts.filter((h) => names.includes(h.name)).map((h) => Bed.memberInput(h));
+  if (members.length === 0) throw new Error(`specFor: none of ${names.join(', ')} is a host of the bed`);
+  if (names.includes(b.spec.ca.host)) return { ...b.spec, members };
+  const to = members[0]!.name;
+  const [fromDir, toDir] = [expand(b.spec.ca.dir, b.spec.ca.host), expand(b.spec.ca.dir, to)];
+  mkdirSync(toDir, { recursive: true });
+  for (const f of ['ca.pem', 'ca-key.pem']) copyFileSync(join(fromDir, f), join(toDir, f));
+  chmodSync(join(toDir, 'ca-key.pem'), 0o600);
+  return { ...b.spec, members, ca: { ...b.spec.ca, host: to } };
+}
+
 export class MembershipSampler {
   readonly samples: ListedMember[][] = [];
   /** When each sample came (ms since epoch), index for index with `samples`. */

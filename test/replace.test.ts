@@ -11,7 +11,7 @@ import { type ClusterSpec, memberPaths } from '../spec/cluster';
 import type { ReplaceMemberPolicyInput } from '../spec/operations';
 import { Bed } from '../testbed';
 import { LivenessSampler } from '../testbed/liveness';
-import { MembershipSampler, causeChain, recordHistory, stackAndBeds, waitFor } from './helpers';
+import { MembershipSampler, causeChain, recordHistory, specFor, stackAndBeds, waitFor } from './helpers';
 
 describe('replaceMember', () => {
   const suite = stackAndBeds();
@@ -23,8 +23,7 @@ describe('replaceMember', () => {
       .sort();
   /** The spec of the cluster as it is now (its live members, in host order). */
   const liveSpec = async (b: Bed): Promise<ClusterSpec> => {
-    const names = (await b.observe()).members.map((m) => m.name);
-    return { ...b.spec, members: b.hosts.filter((h) => names.includes(h.name)).map((h) => Bed.memberInput(h)) };
+    return specFor(b, (await b.observe()).members.map((m) => m.name));
   };
 
   /** Replaces `old` by `neu` with samplers on; checks what every completed replacement must hold. */

@@ -11,7 +11,7 @@ import { sshRun } from '../activities/ssh';
 import { type ClusterSpec, memberPaths } from '../spec/cluster';
 import { Bed } from '../testbed';
 import { LivenessSampler } from '../testbed/liveness';
-import { MembershipSampler, causeChain, recordHistory, stackAndBeds, waitFor } from './helpers';
+import { MembershipSampler, causeChain, recordHistory, specFor, stackAndBeds, waitFor } from './helpers';
 
 describe('scaleIn', () => {
   const suite = stackAndBeds();
@@ -28,7 +28,6 @@ describe('scaleIn', () => {
       .split(',')
       .map((x) => x.split('=')[0]!)
       .sort();
-  const specOf = (b: Bed, names: string[]): ClusterSpec => ({ ...b.spec, members: b.spec.members.filter((m) => names.includes(m.name)) });
 
   /** Runs a scale-in with samplers on, checks what every completed scale-in must hold, and returns the result and the samples. */
   async function scaleInAndCheck(b: Bed, spec: ClusterSpec, remove: string[], record?: string) {
@@ -107,7 +106,7 @@ describe('scaleIn', () => {
 
   it('removes a dead member (etcd and sshd stopped) through the others; says its host could not be cleaned', async () => {
     const b = suite.bed!;
-    const three = specOf(b, (await b.observe()).members.map((m) => m.name));
+    const three = specFor(b, (await b.observe()).members.map((m) => m.name));
     assert.equal(three.members.length, 3, 'the cluster the previous test left');
     const leader = await leaderOf(b, three);
     const dead = three.members.map((m) => m.name).find((n) => n !== leader.name)!;
