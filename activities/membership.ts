@@ -221,6 +221,8 @@ export interface MemberSample {
   leaderApplied: string;
   /** How far the member's applied index is behind the leader's (0 when ahead). */
   lag: number;
+  /** The etcd version the member reports (its Status). */
+  version: string;
 }
 
 /**
@@ -292,6 +294,7 @@ export class MemberSampler {
       applied: applied(mine).toString(),
       leaderApplied: applied(ls).toString(),
       lag: Number(lag < 0n ? 0n : lag),
+      version: mine.version,
     };
   }
 

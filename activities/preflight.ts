@@ -21,9 +21,9 @@ import { projectRemoval, projectRemovalOrder } from '../common/scaleInPlan';
 import { type ClusterSpec, type Member, SpecError, expand, findMember, memberPaths } from '../spec/cluster';
 import { failureTolerance, quorum } from '../common/quorum';
 import { type ClusterObservation, type EtcdCredentials, type ListedMember, observeCluster } from './etcd';
-import { mixedVersionsWarning } from '../common/versions';
+import { checkBinaryChange, minorOf, mixedVersionsWarning, oldestVersionProblem } from '../common/versions';
 import { sshTarget } from './host';
-import { MARK, noStdin } from './restart';
+import { MARK, noStdin, section } from './restart';
 import { type SshIdentity, SshError, sshExec, shq } from './ssh';
 
 export interface ScaleOutPlan {
@@ -42,6 +42,8 @@ export interface RollingRestartPlan {
   warnings: string[];
   /** Members to restart that are not running now (the workflow restarts them first). */
   down: string[];
+  /** With a binary change: the version each member's new binary reports, which it must report once restarted. */
+  binaries?: Record<string, string>;
 }
 
 export interface ScaleInPlan {
@@ -72,8 +74,8 @@ export interface ReplacePlan {
  * The member list and each member's status (its version among them), asked of the spec's members;
  * a cluster that does not answer at all is retryable.
  */
-async function readLive(creds: EtcdCredentials, spec: ClusterSpec): Promise<ClusterObservation> {
-  const o = await observeCluster(creds, { endpoints: spec.members.flatMap((m) => m.clientURLs), timeoutMs: 5_000 });
+async function readLive(creds: EtcdCredentials, spec: ClusterSpec, withVersions = false): Promise<ClusterObservation> {
+  const o = await observeCluster(creds, { endpoints: spec.members.flatMap((m) => m.clientURLs), timeoutMs: 5_000, withVersions });
   if (o.members.length === 0) throw new Error(`cannot read the member list from ${spec.members.map((m) => m.name).join(', ')}: ${o.problems.join('; ')}`);
   return o;
 }
@@ -187,6 +189,8 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         }
         return `add[${forAdd}] (${add[forAdd]!.name}): peer URL ${l.peerURLs.join(',')} is already a ${l.isLearner ? 'learner' : 'voting member'} of the cluster${l.name ? ` named "${l.name}"` : ''}`;
       });
+      const tooOld = oldestVersionProblem(observed);
+      if (tooOld) problems.push(tooOld);
       add.forEach((m, i) => {
         const byName = live.find((x) => x.name === m.name);
         if (byName && !byName.peerURLs.some((u) => m.peerURLs.includes(u))) problems.push(`add[${i}].name: "${m.name}" is already the name of live member ${byName.id}`);
@@ -238,6 +242,8 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       };
       const [o, hostR] = await Promise.all([readLive(creds, spec), Promise.allSettled(staying.map((m) => sshExec(sshTarget(m), ssh, envCheck(m))))]);
       const problems = membershipProblems(spec, o.members);
+      const tooOld = oldestVersionProblem(o);
+      if (tooOld) problems.push(tooOld);
       if (problems.length === 0) {
         const p = projectRemoval(o, remove);
         if (p.problem) problems.push(p.problem);
@@ -301,6 +307,8 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       });
       const byName = o.members.find((x) => x.name === neu.name && !x.peerURLs.some((u) => neu.peerURLs.includes(u)) && x.name !== replace);
       if (byName) problems.push(`with.name: "${neu.name}" is already the name of live member ${byName.id}`);
+      const tooOld = oldestVersionProblem(o);
+      if (tooOld) problems.push(tooOld);
 
       const caMissing = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith(`${MARK} ca `)).map((l) => l.slice(`${MARK} ca `.length));
       staying.forEach((m, i) => {
@@ -338,18 +346,33 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
      * restarts them first.
      */
     async preflightRollingRestart(raw: RollingRestartInput): Promise<RollingRestartPlan> {
-      const { spec, members } = invalidInput(() => parseRollingRestartInput(raw));
+      const { spec, members, binary, change } = invalidInput(() => parseRollingRestartInput(raw));
       const scriptFor = (name: string) => {
         const envFile = memberPaths(spec, name).envFile;
         const mainPid = expand(spec.service.mainPid, name);
-        return [`test -r ${shq(envFile)} || echo "${MARK} no-env-file"`, `out=$(${noStdin(mainPid)} 2>&1); rc=$?`, `echo "${MARK} mainPid $rc"`, `printf '%s\n' "$out" | tail -n 3`].join('\n');
+        return [
+          `test -r ${shq(envFile)} || echo "${MARK} no-env-file"`,
+          // a binary change: the new binary's version, and the env settings a newer etcd no longer reads
+          ...(binary ? binaryCheckScript(expand(binary, name), envFile) : []),
+          `out=$(${noStdin(mainPid)} 2>&1); rc=$?`,
+          `echo "${MARK} mainPid $rc"`,
+          `printf '%s\n' "$out" | tail -n 3`,
+        ].join('\n');
       };
-      // The live membership and every member's check (one script per host), all at once.
-      const [liveR, hostR] = await Promise.all([Promise.allSettled([readLive(creds, spec)]), Promise.allSettled(members.map((name) => sshExec(sshTarget(findMember(spec, name)), ssh, scriptFor(name))))]);
+      // The live membership (with each member's cluster version for an upgrade) and every member's check (one script per host), all at once.
+      const [liveR, hostR] = await Promise.all([
+        Promise.allSettled([readLive(creds, spec, binary !== undefined)]),
+        Promise.allSettled(members.map((name) => sshExec(sshTarget(findMember(spec, name)), ssh, scriptFor(name)))),
+      ]);
       if (liveR[0]!.status === 'rejected') throw liveR[0]!.reason;
       const observed = liveR[0]!.value;
       const problems = membershipProblems(spec, observed.members);
+      const tooOld = oldestVersionProblem(observed);
+      if (tooOld) problems.push(tooOld);
       const down: string[] = [];
+      const targets: { member: string; running: string; target: string }[] = [];
+      const envV2: string[] = [];
+      const envExperimental: Record<string, string[]> = {};
       members.forEach((name, i) => {
         const envFile = memberPaths(spec, name).envFile;
         const mainPid = expand(spec.service.mainPid, name);
@@ -357,6 +380,21 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         if (r.status === 'rejected') return recordHostProblem(problems, r.reason, name);
         const out = r.value.stdout;
         if (out.includes(`${MARK} no-env-file`)) problems.push(`${name}: its env file ${envFile} is missing or cannot be read (a member to restart needs it)`);
+        if (binary) {
+          const src = expand(binary, name);
+          const lines = out.split('\n');
+          if (lines.includes(`${MARK} no-binary`)) problems.push(`${name}: no executable etcd binary at ${src} on its host: put the new binary there first`);
+          else {
+            const printed = section(lines, 'binary').join('\n');
+            const v = /etcd Version: (\S+)/.exec(printed)?.[1];
+            const running = observed.statuses.find((x) => x.name === name && x.ok)?.version ?? 'unknown';
+            if (!v) problems.push(`${name}: \`${src} --version\` did not print "etcd Version: …" (${printed.trim().split('\n')[0]?.slice(0, 80) || 'nothing'}): is it an etcd server binary?`);
+            else targets.push({ member: name, running, target: v });
+          }
+          const v2 = section(lines, 'enable-v2').find((l) => /^ETCD_ENABLE_V2=("|')?true/i.test(l));
+          if (v2) envV2.push(name);
+          for (const k of section(lines, 'experimental').filter((l) => l.startsWith('ETCD_EXPERIMENTAL_'))) (envExperimental[k] ??= []).push(name);
+        }
         const at = out.indexOf(`${MARK} mainPid `);
         const rest = at < 0 ? '' : out.slice(at + MARK.length + ' mainPid '.length);
         const rc = rest.split('\n')[0]!.trim();
@@ -365,16 +403,53 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         else if (!/^(\d+)?$/.test(printed)) problems.push(`${name}: service.mainPid \`${mainPid}\` printed "${printed.slice(0, 80)}", not a pid (0 or nothing when etcd does not run)`);
         else if (printed === '' || printed === '0') down.push(name);
       });
+      const warnings: string[] = [];
+      let binaries: Record<string, string> | undefined;
+      if (binary && targets.length === members.length) {
+        const clusterVersion = observed.statuses.find((x) => x.ok && x.clusterVersion && x.clusterVersion !== 'unknown')?.clusterVersion ?? 'unknown';
+        const running = observed.statuses.filter((x) => x.ok && x.name).map((x) => ({ member: x.name, version: x.version ?? 'unknown' }));
+        const c = checkBinaryChange({ clusterVersion, running, targets });
+        problems.push(...c.problems);
+        warnings.push(...c.warnings);
+        binaries = Object.fromEntries(targets.map((t) => [t.member, t.target]));
+        const toMinor = c.targetVersion ? minorOf(c.targetVersion)! : null;
+        const unsets = (k: string) => change?.unset.includes(k) === true || Object.hasOwn(change?.set ?? {}, k);
+        if (toMinor && compareMinor(toMinor, '3.6') >= 0 && envV2.length && !unsets('ETCD_ENABLE_V2')) {
+          problems.push(
+            `${envV2.join(', ')}: ETCD_ENABLE_V2=true in the env file, and etcd ${toMinor} has no v2 API: as etcd's 3.6 upgrade guide says, check \`etcdutl check v2store\` on a member's data, then upgrade with ETCD_ENABLE_V2 in change.unset (the same rolling restart removes it)`,
+          );
+        }
+        if (toMinor && compareMinor(toMinor, '3.7') >= 0) {
+          for (const [k, who] of Object.entries(envExperimental)) {
+            if (!unsets(k)) warnings.push(`${who.join(', ')}: ${k} is in the env file, and etcd ${toMinor} reads no --experimental-* setting: set ${k.replace('ETCD_EXPERIMENTAL_', 'ETCD_')} instead (change.set) and unset ${k}, or the setting is lost`);
+          }
+        }
+      }
       if (problems.length) throw ApplicationFailure.nonRetryable(`rolling restart refused before any change:\n${problems.map((p) => `  - ${p}`).join('\n')}`, FailureType.InvalidInput);
 
-      const warnings: string[] = [];
       const mixedRestart = mixedVersionsWarning(observed);
       if (mixedRestart) warnings.push(mixedRestart);
       const n = spec.members.length;
       if (n % 2 === 0) warnings.push(`the cluster has ${n} voting members, an even number: it tolerates ${failureTolerance(n)} member(s) down, as ${n - 1} members would; no batch takes more than that down`);
       for (const name of down) warnings.push(`${name} is not running now: it will be restarted first (it counts as down already, so no other member is stopped alongside it)`);
       if (down.length > failureTolerance(n)) warnings.push(`${down.length} of ${n} members are down, more than the ${failureTolerance(n)} the cluster tolerates: quorum is lost until they are back`);
-      return { members, warnings, down };
+      return { members, warnings, down, ...(binaries ? { binaries } : {}) };
     },
   };
+}
+
+/** 3.6 vs 3.7 as numbers. */
+function compareMinor(a: string, b: string): number {
+  const [x, y] = [a.split('.').map(Number), b.split('.').map(Number)];
+  return x[0]! - y[0]! || x[1]! - y[1]!;
+}
+
+/** The host side of an upgrade's preflight: the new binary's `--version`, and the env settings newer etcd versions drop. */
+function binaryCheckScript(source: string, envFile: string): string[] {
+  const [src, env] = [shq(source), shq(envFile)];
+  return [
+    `if [ -f ${src} ] && [ -x ${src} ]; then echo "${MARK} binary"; ${src} --version 2>&1 </dev/null | head -n 5; else echo "${MARK} no-binary"; fi`,
+    `echo "${MARK} enable-v2"; grep -E '^ETCD_ENABLE_V2=' ${env} 2>/dev/null || true`,
+    `echo "${MARK} experimental"; grep -oE '^ETCD_EXPERIMENTAL_[A-Z0-9_]+' ${env} 2>/dev/null || true`,
+  ];
 }

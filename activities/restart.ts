@@ -52,6 +52,12 @@ export interface RestartResult {
 export interface RestartInput extends MemberRef {
   pidBefore: number | null;
   change?: EnvChange;
+  /**
+   * A binary change while the member is stopped: `install` the binary at that path on the host
+   * (`{name}` expanded) at layout.etcdBinary, keeping the one there as
+   * `<etcdBinary>.steward-previous`; or `restore` that kept one (the undo).
+   */
+  binary?: { install: string } | { restore: true };
 }
 
 /** Details of a StartFailed failure, for the workflow (it undoes the change with `previous`). */
@@ -68,6 +74,8 @@ export interface ReadyResult {
   applied: string;
   leaderApplied: string;
   samples: number;
+  /** The etcd version the member reports once ready. */
+  version: string;
 }
 
 export interface MoveLeaderInput {
@@ -130,8 +138,8 @@ function parseSidecar(text: string): Sidecar | null {
   }
 }
 
-/** The lines between `MARK name` and the next marker line. */
-function section(lines: string[], name: string): string[] {
+/** The lines between `MARK name` and the next marker line of a host script's output. */
+export function section(lines: string[], name: string): string[] {
   const i = lines.indexOf(`${MARK} ${name}`);
   if (i < 0) return [];
   const out: string[] = [];
@@ -156,6 +164,13 @@ export function restartScript(o: {
   writeEnv: boolean;
   pidBefore: number | null;
   change: EnvChange | undefined;
+  /**
+   * Installs `source` at `target` while the member is stopped (a copy, renamed into place: a
+   * link there is replaced, never written through), the binary there copied to `keep` first
+   * unless `keep` is null. Already done when `target` has `source`'s bytes and so does the
+   * running process's executable.
+   */
+  binary?: { source: string; target: string; keep: string | null };
   service: { mainPid: string; isActive: string; stop: string; start: string; logs: string };
 }): string {
   const f = shq(o.envFile);
@@ -202,15 +217,18 @@ export function restartScript(o: {
     `  chown --reference=${f} "$tmp" 2>/dev/null || true`,
     '  mv -f "$tmp" "$1" || { rm -f "$tmp"; return 1; }',
     '}',
+    ...(o.binary ? binaryFunctions(o.binary) : ['bin_ok() { :; }']),
     'pid=$(main_pid) || { echo "$pid"; exit 20; }',
-    `if [ ${o.writeEnv ? 1 : 0} = 0 ] && [ "$pid" != 0 ] && [ "$pid" != "$before" ] && active && env_ok "$pid"; then`,
+    `if [ ${o.writeEnv ? 1 : 0} = 0 ] && [ "$pid" != 0 ] && [ "$pid" != "$before" ] && active && env_ok "$pid" && bin_ok "$pid"; then`,
     '  echo "$M already $pid"',
     'else',
+    ...(o.binary ? ['  have_source || { echo "$M no-binary"; exit 16; }'] : []),
     '  t0=$(now)',
     `  if ! out=$(${noStdin(o.service.stop)} 2>&1); then echo "$M stop-failed"; printf '%s\\n' "$out" | tail -n 20; exit 11; fi`,
     '  t1=$(now)',
     o.sidecarJson === null ? '  :' : `  printf '%s\\n' ${shq(o.sidecarJson)} | write_atomic ${shq(`${o.envFile}.steward-previous`)} || { echo "$M write-failed sidecar"; exit 13; }`,
     o.writeEnv ? `  write_atomic ${f} || { echo "$M write-failed env"; exit 13; }` : '  :',
+    ...(o.binary ? ['  install_bin || { echo "$M install-failed"; exit 15; }'] : []),
     '  t2=$(now)',
     `  if ! out=$(${noStdin(o.service.start)} 2>&1); then`,
     '    echo "$M start-failed"',
@@ -234,6 +252,28 @@ export function restartScript(o: {
     'echo "$M end"',
     'exit 0',
   ].join('\n');
+}
+
+/** The restart script's shell functions for a binary change (see restartScript's `binary`). */
+function binaryFunctions(b: { source: string; target: string; keep: string | null }): string[] {
+  const [src, tgt] = [shq(b.source), shq(b.target)];
+  return [
+    // process $1 runs the binary the target now holds, and the target holds the source's bytes
+    `bin_ok() { cmp -s ${src} ${tgt} && cmp -s "/proc/$1/exe" ${tgt}; }`,
+    `have_source() { cmp -s ${src} ${tgt} || [ -f ${src} -a -x ${src} ]; }`,
+    'install_bin() {',
+    '  local tmp',
+    `  cmp -s ${src} ${tgt} && return 0`,
+    ...(b.keep === null
+      ? []
+      : [`  if [ -e ${tgt} ]; then tmp=$(mktemp ${shq(`${b.keep}.XXXXXX`)}) && cp -L ${tgt} "$tmp" && chmod 0755 "$tmp" && mv -f "$tmp" ${shq(b.keep)} || { rm -f "$tmp"; return 1; }; fi`]),
+    `  tmp=$(mktemp ${shq(`${b.target}.XXXXXX`)}) || return 1`,
+    `  if ! cp -L ${src} "$tmp"; then rm -f "$tmp"; return 1; fi`,
+    `  chmod --reference=${tgt} "$tmp" 2>/dev/null || chmod 0755 "$tmp"`,
+    `  chown --reference=${tgt} "$tmp" 2>/dev/null || true`,
+    `  mv -f "$tmp" ${tgt} || { rm -f "$tmp"; return 1; }`,
+    '}',
+  ];
 }
 
 export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
@@ -266,9 +306,11 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
      * A start that fails is non-retryable (`StartFailed`, with the log tail; details carry
      * `previous` for the undo); a change not seen in the new process is `EnvChangeNotApplied`.
      */
-    async restartMember({ spec, member, pidBefore, change }: RestartInput): Promise<RestartResult> {
+    async restartMember({ spec, member, pidBefore, change, binary }: RestartInput): Promise<RestartResult> {
       const target = sshTarget(member);
-      const envFile = memberPaths(spec, member.name).envFile;
+      const { envFile, etcdBinary } = memberPaths(spec, member.name);
+      const kept = `${etcdBinary}.steward-previous`;
+      const bin = binary && ('install' in binary ? { source: expand(binary.install, member.name), target: etcdBinary, keep: kept } : { source: kept, target: etcdBinary, keep: null });
       const sidecarFile = `${envFile}.steward-previous`;
       const svc = {
         mainPid: expand(spec.service.mainPid, member.name),
@@ -306,6 +348,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         writeEnv,
         pidBefore,
         change,
+        ...(bin ? { binary: bin } : {}),
         service: svc,
       });
       const r = await classifySsh(sshExec(target, ssh, script, { timeoutMs: 10 * 60_000, ...(writeEnv ? { stdin: nextText } : {}) }));
@@ -317,6 +360,10 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
           const what = bad.slice(`${MARK} bad-pid `.length);
           throw ApplicationFailure.nonRetryable(`${member.name}: \`${svc.mainPid}\` ${what.startsWith('(it exited') ? `failed ${what}` : `printed "${what}", not a pid`}: check service.mainPid in the cluster spec`, FailureType.BadServiceTemplate);
         }
+        if (r.code === 16) {
+          throw ApplicationFailure.nonRetryable(`${member.name}: no etcd binary at ${bin!.source} on its host (nothing was stopped): put the new binary there, executable, and retry`, FailureType.MissingBinary);
+        }
+        if (r.code === 15) throw new Error(`${member.name}: installing ${bin!.source} at ${bin!.target} failed: ${r.stderr.trim().split('\n').slice(-3).join('\n')}`);
         if (r.code === 11) throw new Error(`${member.name}: \`${svc.stop}\` failed: ${section(lines, 'stop-failed').slice(-6).join('\n')}`);
         if (r.code === 13) throw new Error(`${member.name}: writing ${envFile} failed: ${r.stderr.trim().split('\n').slice(-3).join('\n')}`);
         if (r.code === 12 || r.code === 14) {
@@ -428,7 +475,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
         }),
         pollMs ?? SAMPLE_EVERY_MS,
       ).finally(() => sampler.close());
-      return { id: r.sample.id, tookMs: r.tookMs, applied: r.sample.applied, leaderApplied: r.sample.leaderApplied, samples: r.samples };
+      return { id: r.sample.id, tookMs: r.tookMs, applied: r.sample.applied, leaderApplied: r.sample.leaderApplied, samples: r.samples, version: r.sample.version };
     },
   };
 }

@@ -4,6 +4,7 @@
  *   health --spec prod-etcd.yaml
  *   scale-out --spec prod-etcd.yaml --add new-members.yaml --approval each-batch
  *   restart --spec prod-etcd.yaml --reason "quota 8 GiB" --set ETCD_QUOTA_BACKEND_BYTES=8589934592
+ *   restart --spec prod-etcd.yaml --reason "etcd 3.6" --binary /opt/etcd-v3.6.16/etcd   (a rolling upgrade)
  *   scale-in --spec prod-etcd.yaml --remove etcd4,etcd5
  *   replace --spec prod-etcd.yaml --member etcd2 --with new-etcd2.yaml
  *   status|watch|approve|pause|resume --cluster prod-etcd
@@ -169,7 +170,7 @@ function formatRollingRestartResult(r: RollingRestartResult): string {
       : `aborted${who(r.abort?.by)}: ${r.abort?.reason ?? 'no reason given'}; restarted ${r.restarted.map((x) => x.member).join(', ') || 'none'}, not restarted ${r.notRestarted.join(', ') || 'none'}; every member runs`,
   ];
   for (const x of r.restarted) {
-    lines.push(`  ${x.member}: batch ${x.batch}, ${x.wasDown ? 'was down, started' : `pid ${x.pidBefore} → ${x.pid}`}, ready in ${x.readyMs} ms${x.envChanged.length ? `, changed ${x.envChanged.join(', ')}` : ''}`);
+    lines.push(`  ${x.member}: batch ${x.batch}, ${x.wasDown ? 'was down, started' : `pid ${x.pidBefore} → ${x.pid}`}, ready in ${x.readyMs} ms${x.envChanged.length ? `, changed ${x.envChanged.join(', ')}` : ''}${x.version ? `, runs etcd ${x.version}` : ''}`);
   }
   for (const m of r.leaderMoves) lines.push(`  leadership moved ${m.from} → ${m.to} before ${m.from} was restarted`);
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
@@ -528,6 +529,7 @@ program
   .option('--members <names>', 'comma-separated members to restart (default: all)')
   .option('--set <KEY=value>', 'set an env-file variable on each member while it is stopped (repeatable)', collectSet)
   .option('--unset <KEY>', 'remove an env-file variable on each member while it is stopped (repeatable)', collect)
+  .option('--binary <path>', 'a rolling upgrade: the new etcd binary, already on each member\'s host at this path ({name}: the member\'s name), installed at layout.etcdBinary while the member is stopped')
   .option('--max-unavailable <n>', 'at most this many members down at once (the cluster\'s failure tolerance still bounds it)', positiveInt('--max-unavailable'))
   .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
   .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
@@ -536,13 +538,13 @@ program
   .option('--wait', 'watch the operation until it ends (exit 0 completed, 1 failed, 4 aborted)')
   .action(
     action<
-      { spec: string; reason: string; members?: string; set?: Record<string, string>; unset?: string[]; maxUnavailable?: number; approval?: (typeof approvalPolicies)[number]; gateTimeout?: string; readyTimeout?: string; stepTimeout?: string; wait?: boolean },
+      { spec: string; reason: string; members?: string; set?: Record<string, string>; unset?: string[]; binary?: string; maxUnavailable?: number; approval?: (typeof approvalPolicies)[number]; gateTimeout?: string; readyTimeout?: string; stepTimeout?: string; wait?: boolean },
       RollingRestartInput
     >(
       async (steward, o, g, hints, input) => {
         const { spec, policy } = input;
         const op = await steward.startRollingRestart(input);
-        console.log(`started rolling restart of ${spec.name} (${input.members.join(', ')}): ${input.reason}; at most ${policy.maxUnavailable} down at once, approval ${policy.approval}`);
+        console.log(`started rolling ${input.binary ? 'upgrade' : 'restart'} of ${spec.name} (${input.members.join(', ')}): ${input.reason}; at most ${policy.maxUnavailable} down at once, approval ${policy.approval}${input.binary ? `; new binary ${input.binary}` : ''}`);
         return started(steward, g, hints, op, spec.name, policy.approval !== 'never', !!o.wait);
       },
       (o) =>
@@ -551,6 +553,7 @@ program
           reason: o.reason,
           ...(o.members ? { members: o.members.split(',').map((x) => x.trim()).filter(Boolean) } : {}),
           ...(o.set || o.unset ? { change: { set: o.set ?? {}, unset: o.unset ?? [] } } : {}),
+          ...(o.binary !== undefined ? { binary: o.binary } : {}),
           policy: {
             ...(o.maxUnavailable ? { maxUnavailable: o.maxUnavailable } : {}),
             ...(o.approval ? { approval: o.approval } : {}),

@@ -172,6 +172,12 @@ export interface RollingRestartRequest {
   policy?: RollingRestartPolicyInput;
   /** Env-file variables to set/unset on each member while it is stopped. */
   change?: Partial<EnvChange>;
+  /**
+   * A rolling upgrade: the new etcd binary, already on each member's host at this path
+   * (`{name}`: the member's name). Preflight reads its version and refuses an upgrade etcd does
+   * not support (a skipped minor, a downgrade, a patch release older than the upgrade guide asks).
+   */
+  binary?: string;
 }
 
 export interface ScaleInRequest {
@@ -230,7 +236,7 @@ export class StewardClient {
    */
   async startRollingRestart(req: RollingRestartRequest): Promise<Operation<RollingRestartResult>> {
     const input = parseRollingRestartInput(req);
-    const summary = `rolling restart of ${input.spec.name} (${input.members.join(', ')}): ${input.reason}`;
+    const summary = `rolling ${input.binary ? 'upgrade' : 'restart'} of ${input.spec.name} (${input.members.join(', ')}): ${input.reason}`;
     return this.start<RollingRestartResult>('rollingRestart', input.spec.name, input, summary);
   }
 

@@ -34,6 +34,10 @@ export const FailureType = {
   EnvChangeNotApplied: 'EnvChangeNotApplied',
   /** The env change could not be checked in the new process (its /proc/PID/environ is unreadable). */
   EnvChangeUnverified: 'EnvChangeUnverified',
+  /** The new etcd binary of a rolling upgrade is not on the member's host (nothing was stopped). */
+  MissingBinary: 'MissingBinary',
+  /** A member restarted onto a new binary does not report that binary's version. */
+  BinaryNotInEffect: 'BinaryNotInEffect',
   /** A service command template in the spec does not do what it should (mainPid printed no pid). */
   BadServiceTemplate: 'BadServiceTemplate',
   /** MoveLeader's target cannot lead (not a member, a learner, never started). */

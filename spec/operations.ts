@@ -162,6 +162,13 @@ export interface RollingRestartInput {
   policy: RollingRestartPolicy;
   /** Applied to each member's env file while it is stopped; absent for a plain restart. */
   change?: EnvChange;
+  /**
+   * A rolling upgrade: the new etcd binary, already on each member's host at this path (`{name}`
+   * is the member's name). While the member is stopped it is installed at layout.etcdBinary,
+   * the one there kept beside it (`<etcdBinary>.steward-previous`) for the undo; the restarted
+   * member must report the new binary's version.
+   */
+  binary?: string;
   /** Set by the workflow itself when it continues as new: what the runs before did. */
   continued?: RollingRestartCarry;
 }
@@ -182,6 +189,11 @@ const rollingRestartSchema = z.strictObject({
   reason: z.string().trim().min(1, 'must say why the members are restarted (shown to operators)').max(500),
   policy: rollingRestartPolicySchema.default(rollingRestartPolicySchema.parse({})),
   change: envChangeSchema.optional(),
+  binary: z
+    .string()
+    .startsWith('/', 'must be an absolute path on the members\' hosts (where the new etcd binary was put, e.g. /opt/etcd-v3.6.16/etcd)')
+    .refine((v) => !/[\n\r\0]/.test(v), 'must be a single line')
+    .optional(),
 });
 
 /** Validates a rolling-restart request: the spec, which members (default all, each named once and in the spec), the policy, the env change. */
@@ -198,7 +210,7 @@ export function parseRollingRestartInput(input: unknown): RollingRestartInput {
   });
   if (issues.length) throw new SpecError('rolling-restart request', issues);
   const change = r.data.change && (Object.keys(r.data.change.set).length || r.data.change.unset.length) ? r.data.change : undefined;
-  return { spec, members, reason: r.data.reason, policy: r.data.policy, ...(change ? { change } : {}) };
+  return { spec, members, reason: r.data.reason, policy: r.data.policy, ...(change ? { change } : {}), ...(r.data.binary ? { binary: r.data.binary } : {}) };
 }
 
 // ---- scaleIn ------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 // Pure logic: which member a scale-in may remove, and when none may be (common/scaleInPlan.ts),
-// and the scale-in request's validation (spec/operations.ts). Made-up observations only.
+// the scale-in request's validation (spec/operations.ts), and which version changes a rolling
+// upgrade may make (common/versions.ts). Made-up observations only.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ClusterObservation } from '../common/observation';
 import { planRemoval, projectRemoval, projectRemovalOrder } from '../common/scaleInPlan';
 import { decideReplace, refusesAddWhileVoterDown } from '../common/replacePlan';
-import { compareVersions, lowestVersion, mixedVersionsWarning } from '../common/versions';
+import { checkBinaryChange, compareVersions, lowestVersion, mixedVersionsWarning, oldestVersionProblem } from '../common/versions';
 import { parseReplaceMemberInput, parseScaleInInput } from '../spec/operations';
 import { SpecError } from '../spec/cluster';
 
@@ -175,5 +176,58 @@ describe('etcd versions in a cluster', () => {
     o.statuses[0] = { ...o.statuses[0]!, version: '3.5.35' };
     assert.equal(mixedVersionsWarning(o), 'the members run mixed etcd versions: 3.5.35 (etcd1), 3.6.16 (etcd2, etcd3); decisions that depend on the version follow the oldest, 3.5.35');
     assert.equal(mixedVersionsWarning(cluster(3)), null);
+  });
+
+  it('refuses every operation on a member older than 3.4 (no learners), naming it', () => {
+    const o = cluster(3);
+    o.statuses[2] = { ...o.statuses[2]!, version: '3.3.27' };
+    assert.match(oldestVersionProblem(o) ?? '', /^etcd3 run\(s\) etcd 3\.3\.27: etcd-steward drives etcd 3\.4\.0 or later/);
+    assert.equal(oldestVersionProblem(cluster(3)), null);
+  });
+});
+
+describe('rolling upgrade: which binary changes etcd supports', () => {
+  const running = (v: string, n = 3) => Array.from({ length: n }, (_, i) => ({ member: `etcd${i + 1}`, version: v }));
+  const to = (v: string, from: string, n = 3) => Array.from({ length: n }, (_, i) => ({ member: `etcd${i + 1}`, running: from, target: v }));
+
+  it('allows one minor up from a patch release the guide accepts, and a patch upgrade', () => {
+    const up = checkBinaryChange({ clusterVersion: '3.5.0', running: running('3.5.35'), targets: to('3.6.16', '3.5.35') });
+    assert.deepEqual(up, { problems: [], warnings: [], targetVersion: '3.6.16' });
+    assert.deepEqual(checkBinaryChange({ clusterVersion: '3.4.0', running: running('3.4.23'), targets: to('3.4.35', '3.4.23') }).problems, []);
+    assert.deepEqual(checkBinaryChange({ clusterVersion: '3.6.0', running: running('3.6.16'), targets: to('3.7.3', '3.6.16') }).problems, []);
+  });
+
+  it('refuses a skipped minor (3.4 → 3.6), naming the minor to go through', () => {
+    const r = checkBinaryChange({ clusterVersion: '3.4.0', running: running('3.4.23'), targets: to('3.6.16', '3.4.23') });
+    assert.equal(r.problems.length, 1);
+    assert.match(r.problems[0]!, /the cluster runs etcd 3\.4 and the new binaries are 3\.6\.16: that skips 3\.5; etcd upgrades one minor version at a time/);
+  });
+
+  it('refuses 3.5 → 3.6 while a 3.5 member is older than the 3.6 guide requires (3.5.32), naming each and the guide', () => {
+    const now = running('3.5.35');
+    now[1] = { member: 'etcd2', version: '3.5.21' };
+    const r = checkBinaryChange({ clusterVersion: '3.5.0', running: now, targets: to('3.6.16', '3.5.35') });
+    assert.equal(r.problems.length, 1);
+    assert.match(r.problems[0]!, /^etcd2 runs 3\.5\.21: etcd's 3\.6 upgrade guide \(https:\/\/etcd\.io\/docs\/v3\.6\/upgrades\/upgrade_3_6\/\) requires every 3\.5 member at 3\.5\.32 or later first/);
+    // 3.6 → 3.7 needs 3.6.11
+    assert.match(checkBinaryChange({ clusterVersion: '3.6.0', running: running('3.6.5'), targets: to('3.7.3', '3.6.5') }).problems[0] ?? '', /requires every 3\.6 member at 3\.6\.11 or later/);
+  });
+
+  it('refuses a downgrade of the cluster version and binaries of different minors; an unreadable version', () => {
+    assert.match(checkBinaryChange({ clusterVersion: '3.6.0', running: running('3.6.16'), targets: to('3.5.35', '3.6.16') }).problems[0] ?? '', /a downgrade, which etcd does only through its downgrade API/);
+    const mixed = to('3.6.16', '3.5.35');
+    mixed[2] = { member: 'etcd3', running: '3.5.35', target: '3.5.35' };
+    assert.match(checkBinaryChange({ clusterVersion: '3.5.0', running: running('3.5.35'), targets: mixed }).problems[0] ?? '', /different minor versions \(etcd1: 3\.6\.16, etcd2: 3\.6\.16, etcd3: 3\.5\.35\)/);
+    const bad = to('3.6.16', '3.5.35');
+    bad[0] = { member: 'etcd1', running: '3.5.35', target: 'banana' };
+    assert.match(checkBinaryChange({ clusterVersion: '3.5.0', running: running('3.5.35'), targets: bad }).problems[0] ?? '', /etcd1: the new binary reports version "banana"/);
+  });
+
+  it('goes on from a half-done upgrade (the cluster still at 3.5, some members on 3.6) and warns about members left behind', () => {
+    const now = running('3.5.35');
+    now[0] = { member: 'etcd1', version: '3.6.16' };
+    const r = checkBinaryChange({ clusterVersion: '3.5.0', running: now, targets: to('3.6.16', '3.5.35', 2) });
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(r.warnings, ['etcd3 keep(s) running 3.5: the cluster stays at version 3.5 (no 3.6 features) until every member runs 3.6']);
   });
 });

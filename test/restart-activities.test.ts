@@ -2,7 +2,8 @@
 // row ends in the same state as run once (a worker that dies after the work, before the reply).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -253,6 +254,33 @@ describe('rolling-restart activities (each run twice on the real bed)', () => {
     assert.deepEqual(plan.down, [name]);
     assert.ok(plan.warnings.some((w) => w.startsWith(`${name} is not running now: it will be restarted first`)), plan.warnings.join('\n'));
     await run('startMember', ref(name));
+    await bed.waitHealthy(30_000);
+  });
+
+  it('restartMember with a new binary installs it once, keeping the old one; the retry finds it running; restoring puts the old one back, once', async () => {
+    const name = await aFollower();
+    const installed = memberPaths(bed.spec, name).etcdBinary;
+    const original = readFileSync(installed);
+    // "a new build": the bed's etcd with one byte appended (an ELF binary ignores trailing bytes), staged where an operator would put it
+    const template = bed.spec.layout.etcdBinary.replace(/\/usr\/local\/bin\/etcd$/, '/opt/etcd-new/etcd');
+    const staged = memberPaths({ layout: { ...bed.spec.layout, etcdBinary: template } }, name).etcdBinary;
+    mkdirSync(dirname(staged), { recursive: true });
+    writeFileSync(staged, Buffer.concat([original, Buffer.from([0])]), { mode: 0o755 });
+    const pidBefore = bed.etcdPid(name);
+    const [r1, r2] = await twice('restartMember', { ...ref(name), pidBefore, binary: { install: template } });
+    assert.ok(r1.restarted && !r2.restarted, `restarted: ${r1.restarted}, then ${r2.restarted}`);
+    assert.equal(r2.pid, r1.pid);
+    assert.ok(readFileSync(installed).equals(readFileSync(staged)), `${installed} is not the new binary`);
+    assert.ok(readFileSync(`${installed}.steward-previous`).equals(original), 'the binary it replaced is not kept');
+    assert.ok(readFileSync(`/proc/${r1.pid}/exe`).equals(readFileSync(staged)), 'the running process is not the new binary');
+    // a missing binary: refused before anything is stopped
+    const pid = bed.etcdPid(name);
+    await assert.rejects(run('restartMember', { ...ref(name), pidBefore: pid, binary: { install: '/nonexistent/{name}/etcd' } }), (e: unknown) => e instanceof ApplicationFailure && e.type === 'MissingBinary' && /nothing was stopped/.test(e.message));
+    assert.equal(bed.etcdPid(name), pid, 'a restart with a missing binary stopped the member');
+    // the undo: the kept binary back, once
+    const [u1, u2] = await twice('restartMember', { ...ref(name), pidBefore: pid, binary: { restore: true } });
+    assert.ok(u1.restarted && !u2.restarted);
+    assert.ok(readFileSync(installed).equals(original), `${installed} is not the original binary again`);
     await bed.waitHealthy(30_000);
   });
 });

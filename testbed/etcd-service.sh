@@ -106,7 +106,7 @@ listening() {
 do_stop() {
   # like `systemctl stop`: stopping a stopped service succeeds
   if running; then
-    start-stop-daemon --stop --quiet --pidfile "$pidfile" --exec "$bin" --signal TERM >/dev/null 2>&1 || true
+    start-stop-daemon --stop --quiet --pidfile "$pidfile" --signal TERM >/dev/null 2>&1 || true
     for _ in $(seq 1 400); do running || break; sleep 0.05; done # 20 s, then KILL
     if running; then kill -KILL "$(cat "$pidfile")" 2>/dev/null || true; sleep 0.2; fi
     rm -f "$pidfile"

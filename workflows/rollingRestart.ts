@@ -32,6 +32,8 @@ export interface RestartRecord {
   wasDown: boolean;
   /** Env-file keys changed on this member. */
   envChanged: string[];
+  /** With a binary change: the etcd version the member reported once ready. */
+  version?: string;
   /** From the stop to the member answering as a caught-up voter, as the activities measured it. */
   readyMs: number;
 }
@@ -64,7 +66,7 @@ export function inverseChange(change: EnvChange, previous: Record<string, string
 
 
 export async function rollingRestart(input: RollingRestartInput): Promise<RollingRestartResult> {
-  const { spec, policy, change, continued } = input;
+  const { spec, policy, change, binary, continued } = input;
   const act = activityProfiles(policy);
   const { awaitMemberReady } = act.longWait(policy.readyTimeout);
 
@@ -88,6 +90,7 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
         reason: input.reason,
         policy,
         ...(change ? { change } : {}),
+        ...(binary ? { binary } : {}),
         continued: { kernel, restarted: [...restarted], leaderMoves: [...leaderMoves], largestBatch, nextBatch },
       }),
   });
@@ -97,6 +100,8 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
   const changedKeys = change ? [...Object.keys(change.set), ...change.unset] : [];
   /** Members whose failed restart was undone (old values back, started again). */
   const putBack: string[] = [];
+  /** With a binary change: the version each member's new binary reports (from the preflight). */
+  let binaries: Record<string, string> | undefined;
 
   const result = (outcome: Outcome): RollingRestartResult => ({
     outcome,
@@ -116,7 +121,21 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
     k.setMember(name, 'restarting');
     const before = await act.observe.readMemberPid({ spec, member: m, envKeys: changedKeys });
     const key = `restart:${name}`;
-    if (change) {
+    if (binary) {
+      // a rolling upgrade: until the member is ready on the new binary, its undo puts the previous one back
+      const back = change ? inverseChange(change, before.env ?? {}) : undefined;
+      k.onUndo(key, {
+        what: `${name}: put the previous etcd binary${change ? ` and ${changedKeys.join(', ')}` : ''} back and start it`,
+        manual: `on ${name}, move ${spec.layout.etcdBinary.replaceAll('{name}', name)}.steward-previous back to ${spec.layout.etcdBinary.replaceAll('{name}', name)}${change ? `, restore ${changedKeys.map((x) => `${x}=${before.env?.[x] ?? '(unset)'}`).join(', ')} in its env file` : ''} and start etcd`,
+        run: async () => {
+          const now = await act.undo.readMemberPid({ spec, member: m });
+          await act.undo.restartMember({ spec, member: m, pidBefore: now.pid, binary: { restore: true }, ...(back ? { change: back } : {}) });
+          k.setMember(name, 'restart-failed');
+          putBack.push(name);
+          k.event(`${name}: the previous etcd binary${change ? ` and ${changedKeys.join(', ')}` : ''} put back and started again`);
+        },
+      });
+    } else if (change) {
       const back = inverseChange(change, before.env ?? {});
       k.onUndo(key, {
         what: `${name}: put ${changedKeys.join(', ')} back as they were and start it`,
@@ -141,7 +160,7 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
         },
       });
     }
-    const r = await act.stepFewTries.restartMember({ spec, member: m, pidBefore: before.pid, ...(change ? { change } : {}) });
+    const r = await act.stepFewTries.restartMember({ spec, member: m, pidBefore: before.pid, ...(change ? { change } : {}), ...(binary ? { binary: { install: binary } } : {}) });
     if (r.pid === before.pid) {
       throw ApplicationFailure.nonRetryable(`${name}: its etcd process is still pid ${r.pid} after the restart`, FailureType.StartFailed);
     }
@@ -152,11 +171,15 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
     k.phase('wait-ready');
     k.setMember(name, 'waiting-ready');
     const ready = await awaitMemberReady({ endpoints: endpoints(spec.members), member: m, maxIndexSpread: policy.maxIndexSpread });
+    const expected = binaries?.[name];
+    if (binary && ready.version !== expected) {
+      throw ApplicationFailure.nonRetryable(`${name}: restarted onto ${binary}, it reports etcd ${ready.version}, not ${expected} (its new binary's version): is the service running another binary than ${spec.layout.etcdBinary.replaceAll('{name}', name)}?`, FailureType.BinaryNotInEffect);
+    }
     k.commit(key);
     k.setMember(name, 'restarted');
-    restarted.push({ member: name, batch: batch + 1, pidBefore: before.pid, pid: r.pid, wasDown, envChanged: r.envChanged, readyMs: ready.tookMs });
+    restarted.push({ member: name, batch: batch + 1, pidBefore: before.pid, pid: r.pid, wasDown, envChanged: r.envChanged, readyMs: ready.tookMs, ...(binary ? { version: ready.version } : {}) });
     remaining.splice(remaining.indexOf(name), 1);
-    k.event(`${name}: answering as a voter, applied index ${ready.applied} (leader ${ready.leaderApplied}), ready ${ready.tookMs} ms after start`);
+    k.event(`${name}: answering as a voter${binary ? ` on etcd ${ready.version}` : ''}, applied index ${ready.applied} (leader ${ready.leaderApplied}), ready ${ready.tookMs} ms after start`);
   }
 
   return k.run(
@@ -164,8 +187,10 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
       const describeChange = change
         ? `; change: ${[...Object.entries(change.set).map(([x, v]) => `${x}=${v}`), ...change.unset.map((x) => `unset ${x}`)].join(', ')}`
         : '';
-      if (!continued) k.event(`rolling restart of ${spec.name} (${input.members.join(', ')}): ${input.reason}; at most ${policy.maxUnavailable} down at once, approval ${policy.approval}${describeChange}`);
-      const plan = await act.preflight.preflightRollingRestart({ spec, members: input.members, reason: input.reason, policy, ...(change ? { change } : {}) });
+      if (!continued) k.event(`rolling restart of ${spec.name} (${input.members.join(', ')}): ${input.reason}; at most ${policy.maxUnavailable} down at once, approval ${policy.approval}${describeChange}${binary ? `; new etcd binary: ${binary}` : ''}`);
+      const plan = await act.preflight.preflightRollingRestart({ spec, members: input.members, reason: input.reason, policy, ...(change ? { change } : {}), ...(binary ? { binary } : {}) });
+      binaries = plan.binaries;
+      if (binary && !continued && binaries) k.event(`upgrade: ${[...new Set(Object.values(binaries))].join(', ')} for ${Object.keys(binaries).join(', ')}`);
       for (const w of plan.warnings.filter((x) => !status.warnings.includes(x))) k.warn(w);
 
       for (let i = continued?.nextBatch ?? 0; remaining.length > 0; i++) {
@@ -229,7 +254,7 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
         `rolling restart of ${spec.name} failed: ${cause}.` +
         (restarted.length ? ` Restarted: ${restarted.map((r) => r.member).join(', ')}.` : ' No member was restarted.') +
         (remaining.length ? ` Not restarted: ${remaining.join(', ')}.` : '') +
-        (putBack.length ? ` Started again${change ? ' with the previous values' : ''}: ${putBack.join(', ')}.` : '') +
+        (putBack.length ? ` Started again${binary ? ' on the previous binary' : ''}${change ? ' with the previous values' : ''}: ${putBack.join(', ')}.` : '') +
         ' No further member was stopped.',
       abortedNote: () => `restarted ${restarted.map((r) => r.member).join(', ') || 'none'}; not restarted ${remaining.join(', ') || 'none'}; every member runs`,
     },
