@@ -85,6 +85,12 @@ export default defineConfig([
   js.configs.recommended,
   tseslint.configs.recommended,
   {
+    // bin/: the CommonJS launchers package.json names (they load tsx, then the TypeScript).
+    files: ['bin/**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { process: 'readonly', console: 'readonly', require: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['**/*.ts'],
     languageOptions: {
       // Typed linting (the rules about promises need types), with tsconfig.json's files and options.

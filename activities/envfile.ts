@@ -21,7 +21,7 @@ export function memberEnv(
   state: 'new' | 'existing',
   extra: Record<string, string> = {},
 ): Record<string, string> {
-  const p = memberPaths(spec, member.name);
+  const p = memberPaths(spec, member);
   return {
     ETCD_DATA_DIR: p.dataDir,
     ETCD_NAME: member.name,

@@ -97,7 +97,7 @@ export function hostActivities(ssh: SshIdentity) {
      * files are touched. A valid certificate already in place is kept.
      */
     async issueCert({ spec, member }: MemberRef): Promise<CertResult> {
-      const p = memberPaths(spec, member.name);
+      const p = memberPaths(spec, member);
       const caMember = findMember(spec, spec.ca.host);
       const caDir = expand(spec.ca.dir, caMember.name);
       const sans = memberSans(member);
@@ -142,7 +142,7 @@ export function hostActivities(ssh: SshIdentity) {
       if (joiner && !existing[0]) throw ApplicationFailure.nonRetryable('there is no existing member to take settings from', FailureType.InvalidInput);
 
       // One round trip per existing member, all at once: ETCD_INITIAL_CLUSTER set in place if it differs.
-      const file = (m: Member) => memberPaths(spec, m.name).envFile;
+      const file = (m: Member) => memberPaths(spec, m).envFile;
       const updates = existing.map(async (m) => {
         const r = await classifySsh(sshExec(sshTarget(m), ssh, setEnvVarScript(file(m), 'ETCD_INITIAL_CLUSTER', value, '0640')));
         if (r.code === 2) throw ApplicationFailure.nonRetryable(`${m.name}: ${file(m)} cannot be read (${r.stderr.trim()}); every existing member needs its env file`, FailureType.MissingEnvFile);
@@ -189,7 +189,7 @@ export function hostActivities(ssh: SshIdentity) {
      * a mount point cannot be moved: the error says so and `wipe` is the way to empty it.
      */
     async retireMember({ spec, member, retire, stamp }: MemberRef & { retire: RetirePolicy; stamp: string }): Promise<{ dataDir: string; envFile: string | null }> {
-      const p = memberPaths(spec, member.name);
+      const p = memberPaths(spec, member);
       if (p.dataDir.split('/').filter(Boolean).length < 2) throw ApplicationFailure.nonRetryable(`refusing to retire data dir "${p.dataDir}": it is too close to /`, FailureType.InvalidInput);
       if (!/^[0-9A-Za-z-]+$/.test(stamp)) throw ApplicationFailure.nonRetryable(`bad stamp "${stamp}"`, FailureType.InvalidInput);
       const stop = expand(spec.service.stop, member.name);
@@ -224,7 +224,7 @@ export function hostActivities(ssh: SshIdentity) {
      * stopped, data dir emptied, env file removed. Certificate and key are kept (still valid).
      */
     async retireHost({ spec, member }: MemberRef): Promise<void> {
-      const p = memberPaths(spec, member.name);
+      const p = memberPaths(spec, member);
       if (p.dataDir.split('/').filter(Boolean).length < 2) throw ApplicationFailure.nonRetryable(`refusing to empty data dir "${p.dataDir}": it is too close to /`, FailureType.InvalidInput);
       const stop = expand(spec.service.stop, member.name);
       const script = [

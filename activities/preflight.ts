@@ -114,7 +114,7 @@ export function membershipProblems(spec: ClusterSpec, live: ListedMember[], unli
  * data dir and no etcd service running.
  */
 function newMemberScript(spec: ClusterSpec, m: Member): string {
-  const p = memberPaths(spec, m.name);
+  const p = memberPaths(spec, m);
   const isActive = expand(spec.service.isActive, m.name);
   return [
     `test -x ${shq(p.etcdBinary)} || echo "no etcd binary at ${p.etcdBinary}"`,
@@ -165,7 +165,7 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const caDir = expand(spec.ca.dir, spec.ca.host);
       const caHost = spec.members.find((m) => m.name === spec.ca.host)!;
       const memberScript = (m: (typeof spec.members)[number]) => {
-        const p = memberPaths(spec, m.name);
+        const p = memberPaths(spec, m);
         const lines = [`test -r ${shq(p.envFile)} || echo "missing ${p.envFile}"`];
         if (m.name === caHost.name) lines.push(caFilesScript(caDir));
         return lines.join('\n');
@@ -237,7 +237,7 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const { spec, remove } = invalidInput(() => parseScaleInInput(raw));
       const staying = spec.members.filter((m) => !remove.includes(m.name));
       const envCheck = (m: (typeof spec.members)[number]) => {
-        const envFile = memberPaths(spec, m.name).envFile;
+        const envFile = memberPaths(spec, m).envFile;
         return `test -r ${shq(envFile)} || echo ${shq(`${MARK} its env file ${envFile} is missing or cannot be read (config-sync rewrites ETCD_INITIAL_CLUSTER there)`)}`;
       };
       const [o, hostR] = await Promise.all([readLive(creds, spec), Promise.allSettled(staying.map((m) => sshExec(sshTarget(m), ssh, envCheck(m))))]);
@@ -286,7 +286,7 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       const caHost = findMember(spec, spec.ca.host);
       const caDir = expand(spec.ca.dir, spec.ca.host);
       const stayingScript = (m: Member) => {
-        const envFile = memberPaths(spec, m.name).envFile;
+        const envFile = memberPaths(spec, m).envFile;
         return [`test -r ${shq(envFile)} || echo ${shq(`${MARK} env its env file ${envFile} is missing or cannot be read (config-sync rewrites it)`)}`, ...(m.name === caHost.name ? [caFilesScript(caDir)] : [])].join('\n');
       };
       const [o, stayR, caR, newR] = await Promise.all([

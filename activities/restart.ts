@@ -284,7 +284,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
      */
     async readMemberPid({ spec, member, envKeys }: MemberRef & { envKeys?: string[] }): Promise<MemberProcess> {
       const cmd = expand(spec.service.mainPid, member.name);
-      const envFile = memberPaths(spec, member.name).envFile;
+      const envFile = memberPaths(spec, member).envFile;
       const withEnv = envKeys !== undefined && envKeys.length > 0;
       const script = withEnv ? [`out=$(${noStdin(cmd)}) || exit $?`, `printf '%s\\n' "$out"`, `echo '${MARK} env'`, `cat ${shq(envFile)}`].join('\n') : noStdin(cmd);
       const r = await classifySsh(sshExec(sshTarget(member), ssh, script));
@@ -308,7 +308,7 @@ export function restartActivities(ssh: SshIdentity, creds: EtcdCredentials) {
      */
     async restartMember({ spec, member, pidBefore, change, binary }: RestartInput): Promise<RestartResult> {
       const target = sshTarget(member);
-      const { envFile, etcdBinary } = memberPaths(spec, member.name);
+      const { envFile, etcdBinary } = memberPaths(spec, member);
       const kept = `${etcdBinary}.steward-previous`;
       const bin = binary && ('install' in binary ? { source: expand(binary.install, member.name), target: etcdBinary, keep: kept } : { source: kept, target: etcdBinary, keep: null });
       const sidecarFile = `${envFile}.steward-previous`;

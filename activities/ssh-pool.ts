@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 
 /** Where a host's sshd is and which key it must present. */
 export interface SshTarget {
@@ -73,6 +73,14 @@ export function pinFingerprint(pin: string): string {
   const blob = p.split(/\s+/)[1];
   if (!blob) throw new Error(`host key pin "${p}" has no key data`);
   return fingerprint(Buffer.from(blob, 'base64'));
+}
+
+/** The host-key algorithms that present a key of the pinned key line's type; null for a fingerprint pin (any). */
+export function pinnedAlgorithms(pin: string): ServerHostKeyAlgorithm[] | null {
+  const type = pin.trim().split(/\s+/)[0]!;
+  if (type.startsWith('SHA256:')) return null;
+  if (type === 'ssh-rsa') return ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+  return [type as ServerHostKeyAlgorithm];
 }
 
 const MAX_OUTPUT = 4 * 1024 * 1024;
@@ -211,6 +219,9 @@ class Connection {
         presented = fingerprint(key);
         return presented === expected;
       },
+      // A pin that is a key line names its type: ask sshd for that one (a host with ed25519 and
+      // RSA keys pinned by its RSA key must not present the ed25519 one and be refused).
+      ...(pinnedAlgorithms(target.hostKey) ? { algorithms: { serverHostKey: pinnedAlgorithms(target.hostKey)! } } : {}),
     };
     this.client.connect(config);
   }

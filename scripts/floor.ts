@@ -148,7 +148,7 @@ export async function floorScaleOut(input: FloorInput): Promise<FloorReport> {
       // every host's connection opened (and its key checked) up front, as the floor's first step
       await Promise.all([...voters, ...add].map((m) => conn(m).run('true')));
       const [, ca] = await Promise.all([
-        Promise.all(voters.map(async (m) => envText.set(m.name, await conn(m).run(`cat ${shq(memberPaths(spec, m.name).envFile)}`)))),
+        Promise.all(voters.map(async (m) => envText.set(m.name, await conn(m).run(`cat ${shq(memberPaths(spec, m).envFile)}`)))),
         conn(caMember).run(`cat ${shq(`${caDir}/ca.pem`)}`),
         membership.cluster.memberList({ linearizable: true }).then((r) => {
           for (const x of r.members ?? []) if (x.clientURLs?.[0]) ids.set(String(x.ID), x.clientURLs[0]);
@@ -163,7 +163,7 @@ export async function floorScaleOut(input: FloorInput): Promise<FloorReport> {
       Promise.all(
         add.map(async (m) => {
           const t = Date.now();
-          const p = memberPaths(spec, m.name);
+          const p = memberPaths(spec, m);
           const csr = await conn(m).run(keyAndCsrScript(p.key, `etcd-${m.name}`));
           const cert = await conn(caMember).run(signCsrScript(caDir, memberSans(m)), { stdin: csr });
           await conn(m).run(`${atomicWriteScript(p.cert, '0644')}\nprintf '%s' ${shq(caPem)} | (\n${atomicWriteScript(p.caCert, '0644')}\n)`, { stdin: cert });
@@ -194,7 +194,7 @@ export async function floorScaleOut(input: FloorInput): Promise<FloorReport> {
           target.map(async (x) => {
             const cur = envText.get(x.name)!;
             const next = x.name === m.name ? cur : setEnvVar(cur, 'ETCD_INITIAL_CLUSTER', value);
-            await conn(x).run(atomicWriteScript(memberPaths(spec, x.name).envFile, '0640'), { stdin: next });
+            await conn(x).run(atomicWriteScript(memberPaths(spec, x).envFile, '0640'), { stdin: next });
             envText.set(x.name, next);
           }),
         );

@@ -64,6 +64,12 @@ export const memberSchema = z.strictObject({
   peerURLs: z.array(httpsUrl).min(1).optional(),
   clientURLs: z.array(httpsUrl).min(1).optional(),
   ssh: sshEndpointSchema,
+  /**
+   * The name in the member's certificate file names (`member-<certName>.pem`,
+   * `member-<certName>-key.pem`): Kubespray names them after the inventory hostname (node1),
+   * not the etcd member name (etcd1). Default: the member's name.
+   */
+  certName: memberName.optional(),
 });
 
 export const layoutSchema = z.strictObject({
@@ -125,6 +131,8 @@ export interface Member {
   peerURLs: string[];
   clientURLs: string[];
   ssh: { host: string; port: number; user: string; hostKey: string };
+  /** Set when the certificate files are named after something else than the member's name (see memberSchema). */
+  certName?: string;
 }
 
 /** A validated cluster spec with every default filled in: what workflows and activities receive. */
@@ -169,6 +177,7 @@ export function normalizeMember(m: z.output<typeof memberSchema>): Member {
     peerURLs: m.peerURLs ?? defaultPeerURLs(m.address),
     clientURLs: m.clientURLs ?? defaultClientURLs(m.address),
     ssh: { host: m.ssh.host ?? m.address, port: m.ssh.port, user: m.ssh.user, hostKey: m.ssh.hostKey },
+    ...(m.certName !== undefined && m.certName !== m.name ? { certName: m.certName } : {}),
   };
 }
 
@@ -202,6 +211,11 @@ export function parseClusterSpec(input: unknown, source = 'cluster spec'): Clust
 
 /** Reads a cluster spec from a JSON or YAML file. */
 export function loadClusterSpec(file: string): ClusterSpec {
+  return parseClusterSpec(readDocument(file), file);
+}
+
+/** A JSON (`.json`) or YAML file's content; SpecError naming the file when it cannot be read or parsed. */
+export function readDocument(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -214,7 +228,7 @@ export function loadClusterSpec(file: string): ClusterSpec {
   } catch (e) {
     throw new SpecError(file, [`is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`]);
   }
-  return parseClusterSpec(doc, file);
+  return doc;
 }
 
 /** Replaces `{name}` in a layout path or service command template. */
@@ -222,15 +236,21 @@ export function expand(template: string, name: string): string {
   return template.replaceAll('{name}', name);
 }
 
-/** The files of one member under the Kubespray layout. */
-export function memberPaths(spec: Pick<ClusterSpec, 'layout'>, name: string) {
+/**
+ * The files of one member under the spec's layout. Given a member (not only its name), its
+ * certificate files follow its `certName`; given a name, the member is looked up in the spec
+ * when the spec lists members.
+ */
+export function memberPaths(spec: Pick<ClusterSpec, 'layout'> & { members?: Pick<Member, 'name' | 'certName'>[] }, member: string | Pick<Member, 'name' | 'certName'>) {
+  const name = typeof member === 'string' ? member : member.name;
+  const certName = (typeof member === 'string' ? spec.members?.find((m) => m.name === member)?.certName : member.certName) ?? name;
   const certDir = expand(spec.layout.certDir, name);
   return {
     envFile: expand(spec.layout.envFile, name),
     certDir,
     caCert: `${certDir}/ca.pem`,
-    cert: `${certDir}/member-${name}.pem`,
-    key: `${certDir}/member-${name}-key.pem`,
+    cert: `${certDir}/member-${certName}.pem`,
+    key: `${certDir}/member-${certName}-key.pem`,
     dataDir: expand(spec.layout.dataDir, name),
     etcdBinary: expand(spec.layout.etcdBinary, name),
   };

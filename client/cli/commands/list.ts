@@ -1,0 +1,28 @@
+import { type Command } from 'commander';
+import { dateTime, table } from '../format';
+import { EXIT, action, positiveInt } from '../shared';
+
+export function register(program: Command): void {
+  program
+    .command('list')
+    .description('recent etcd-steward operations: running ones first, then the latest closed')
+    .option('--limit <n>', 'how many', positiveInt('--limit'), 20)
+    .option('--cluster <name>', "only this cluster's (by the EtcdCluster search attribute)")
+    .option('--all', 'health checks too')
+    .option('--json', 'print JSON')
+    .action(
+      action<{ limit: number; cluster?: string; all?: boolean; json?: boolean }>(async (steward, o) => {
+        const ops = await steward.listOperations({ limit: o.limit, includeHealthChecks: !!o.all, ...(o.cluster !== undefined ? { cluster: o.cluster } : {}) });
+        if (o.json) console.log(JSON.stringify(ops, null, 2));
+        else if (!ops.length) console.log('no etcd-steward operations in this namespace');
+        else
+          console.log(
+            table([
+              ['CLUSTER', 'TYPE', 'STATUS', 'STARTED', 'CLOSED', 'WORKFLOW ID', 'RUN ID'],
+              ...ops.map((w) => [w.cluster, w.type, w.status, dateTime(w.startTime), dateTime(w.closeTime), w.workflowId, w.runId]),
+            ]),
+          );
+        return EXIT.ok;
+      }),
+    );
+}

@@ -1,0 +1,71 @@
+import { type Command, Option } from 'commander';
+import { SpecError } from '../../../spec/cluster';
+import { type ScaleOutInput, approvalPolicies, parseScaleOutInput } from '../../../spec/operations';
+import type { StewardClient } from '../../index';
+import { type ClusterSource, type ClusterSourceOptions, clusterSourceOptions, describeMember, loadClusterSource } from '../clusterSource';
+import { CliError, action, causeMessage, readDoc, started } from '../shared';
+
+type Options = ClusterSourceOptions & { add?: string; approval?: (typeof approvalPolicies)[number]; gateTimeout?: string; catchUpTimeout?: string; stepTimeout?: string; wait?: boolean };
+
+/**
+ * With an inventory and no --add: the members to add are the etcd hosts of the inventory the
+ * live cluster does not have (by member name, from the clusterHealth workflow); the spec is the
+ * others. A live member the inventory does not list is an error: a scale-out removes nothing.
+ */
+async function fromInventory(steward: StewardClient, source: ClusterSource, o: Options): Promise<ScaleOutInput> {
+  let live: string[];
+  try {
+    live = (await steward.clusterHealth(source.spec)).members.map((m) => m.name).filter(Boolean);
+  } catch (e) {
+    throw new CliError(`reading the live member list of ${source.spec.name} failed: ${causeMessage(e)}`);
+  }
+  const listed = source.spec.members.map((m) => m.name);
+  const unlisted = live.filter((n) => !listed.includes(n));
+  if (unlisted.length) {
+    throw new SpecError(source.inventory!.file, [`${unlisted.join(', ')} ${unlisted.length > 1 ? 'are members' : 'is a member'} of the live cluster but not in the inventory's etcd group: keep every member's host in the inventory (a scale-out removes nothing; scale-in does)`]);
+  }
+  const add = source.spec.members.filter((m) => !live.includes(m.name));
+  if (add.length === 0) throw new CliError(`nothing to add: every etcd host of ${source.inventory!.file} is a member of ${source.spec.name} already (${live.join(', ')})`, 0);
+  if (!live.includes(source.spec.ca.host)) {
+    throw new SpecError(source.inventory!.file, [`the CA is on the first etcd host (${describeMember(source, source.spec.ca.host)}), which is not a member yet: list a member's host first in the etcd group, as Kubespray expects its CA there`]);
+  }
+  console.log(`from ${source.inventory!.file}: members ${listed.filter((n) => live.includes(n)).map((n) => describeMember(source, n)).join(', ')}; adding ${add.map((m) => describeMember(source, m.name)).join(', ')}`);
+  return parseScaleOutInput({ spec: { ...source.spec, members: source.spec.members.filter((m) => live.includes(m.name)) }, add, policy: policyOf(o) });
+}
+
+const policyOf = (o: Options) => ({
+  ...(o.approval ? { approval: o.approval } : {}),
+  ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
+  ...(o.catchUpTimeout ? { catchUpTimeout: o.catchUpTimeout } : {}),
+  ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
+});
+
+export function register(program: Command): void {
+  clusterSourceOptions(program.command('scale-out').description('start adding members to a cluster, one at a time as learners'))
+    .option('--add <file>', 'the members to add: a YAML or JSON list, each shaped like a spec member (with --inventory it may be left out: the etcd hosts the live cluster does not have are added)')
+    .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
+    .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
+    .option('--catch-up-timeout <duration>', 'how long a learner may take to catch up before it is rolled back')
+    .option('--step-timeout <duration>', 'deadline of each other step, retries included')
+    .option('--wait', 'watch the operation until it ends (exit 0 completed, 1 failed, 4 aborted)')
+    .action(
+      action<Options, { source: ClusterSource; input: ScaleOutInput | null }>(
+        async (steward, o, g, hints, prepared) => {
+          const input = prepared.input ?? (await fromInventory(steward, prepared.source, o));
+          const { spec, add, policy } = input;
+          const op = await steward.startScaleOut(input);
+          console.log(`started scale-out of ${spec.name}: ${spec.members.length} → ${spec.members.length + add.length} (adding ${add.map((m) => m.name).join(', ')}), approval ${policy.approval}`);
+          return started(steward, g, hints, op, spec.name, policy.approval !== 'never', !!o.wait);
+        },
+        (o) => {
+          const source = loadClusterSource(o);
+          if (o.add === undefined) {
+            if (!source.inventory) throw new SpecError('options', ['--add FILE: the members to add (with --inventory it may be left out)']);
+            return { source, input: null };
+          }
+          // The whole request is checked here (SpecError names each bad field, e.g. add[0].name); the worker's preflight then checks it against the cluster.
+          return { source, input: parseScaleOutInput({ spec: source.spec, add: readDoc(o.add), policy: policyOf(o) }) };
+        },
+      ),
+    );
+}
