@@ -13,7 +13,8 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowHandle, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Duration, SearchAttributePair } from '@temporalio/common';
-import { DEFAULT_TASK_QUEUE, ETCD_CLUSTER, ETCD_OPERATION, HEALTH_ID_PREFIX, type OperationType, operationWorkflowId } from '../common/ids';
+import { DEFAULT_TASK_QUEUE, ETCD_CLUSTER, ETCD_OPERATION, HEALTH_ID_PREFIX, PLAN_ID_PREFIX, type OperationType, operationWorkflowId } from '../common/ids';
+import type { OperationPlanReport, PlanRequest } from '../common/planText';
 import { type ClusterSpec, type MemberInput, type ClusterSpecInput, parseClusterSpec } from '../spec/cluster';
 import {
   type EnvChange,
@@ -54,6 +55,7 @@ export type { ScaleOutResult } from '../workflows/scaleOut';
 export type { RollingRestartResult, RestartRecord } from '../workflows/rollingRestart';
 export type { ScaleInResult } from '../workflows/scaleIn';
 export type { ReplaceMemberResult } from '../workflows/replaceMember';
+export type { OperationPlanReport } from '../common/planText';
 export type { OperationStatus, ApproveArgs, AbortArgs, AbortResult, ApproveResult, PauseArgs, PauseState, ResumeArgs, QuorumVerdict } from '../workflows/messages';
 export { loadClusterSpec, parseClusterSpec, SpecError } from '../spec/cluster';
 export { operationWorkflowId } from '../common/ids';
@@ -95,7 +97,7 @@ export class OperationRejectedError extends Error {
   }
 }
 
-const searchAttributes = (cluster: string, operation: OperationType | 'clusterHealth'): SearchAttributePair[] => [
+const searchAttributes = (cluster: string, operation: OperationType | 'clusterHealth' | 'plan'): SearchAttributePair[] => [
   { key: ETCD_CLUSTER, value: cluster },
   { key: ETCD_OPERATION, value: operation },
 ];
@@ -196,6 +198,13 @@ export interface ReplaceMemberRequest {
   policy?: ReplaceMemberPolicyInput;
 }
 
+/** What `plan` is asked about: an operation and the request its start would take. */
+export type PlanOperationRequest =
+  | { operation: 'scaleOut'; request: ScaleOutRequest }
+  | { operation: 'rollingRestart'; request: RollingRestartRequest }
+  | { operation: 'scaleIn'; request: ScaleInRequest }
+  | { operation: 'replaceMember'; request: ReplaceMemberRequest };
+
 export class StewardClient {
   private constructor(
     readonly temporal: Client,
@@ -217,6 +226,42 @@ export class StewardClient {
       args: [valid],
       workflowExecutionTimeout: '2 minutes',
       typedSearchAttributes: searchAttributes(valid.name, 'clusterHealth'),
+    });
+  }
+
+  /** The cluster's running operation as the OperationRunningError a start would throw, or null when none runs. */
+  async runningOperation(cluster: string): Promise<OperationRunningError | null> {
+    try {
+      const d = await this.operation(cluster).handle.describe();
+      return d.status.name === 'RUNNING' ? new OperationRunningError(cluster, d.workflowId) : null;
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) return null;
+      throw e;
+    }
+  }
+
+  /**
+   * What an operation would do, from live health, changing nothing (the `plan` command): the
+   * batches and who is in each, leadership, what is left alone, what the gate waits for. Runs
+   * the operation's own preflight, so a request it would refuse is refused here the same way.
+   * Validated first like the operation's start (SpecError names each bad field).
+   */
+  async plan(req: PlanOperationRequest): Promise<OperationPlanReport> {
+    const r: PlanRequest =
+      req.operation === 'scaleOut'
+        ? { operation: 'scaleOut', input: parseScaleOutInput(req.request) }
+        : req.operation === 'rollingRestart'
+          ? { operation: 'rollingRestart', input: parseRollingRestartInput(req.request) }
+          : req.operation === 'scaleIn'
+            ? { operation: 'scaleIn', input: parseScaleInInput(req.request) }
+            : { operation: 'replaceMember', input: parseReplaceMemberInput(req.request) };
+    const cluster = r.input.spec.name;
+    return this.temporal.workflow.execute('planOperation', {
+      taskQueue: this.taskQueue,
+      workflowId: `${PLAN_ID_PREFIX}${cluster}-${randomUUID()}`,
+      args: [r],
+      workflowExecutionTimeout: '5 minutes',
+      typedSearchAttributes: searchAttributes(cluster, 'plan'),
     });
   }
 
@@ -294,13 +339,14 @@ export class StewardClient {
     const limit = opts.limit ?? 20;
     const query =
       (opts.cluster !== undefined ? `${ETCD_CLUSTER.name} = '${opts.cluster.replaceAll("'", "\\'")}'` : `WorkflowId STARTS_WITH '${operationWorkflowId('')}'`) +
-      (opts.includeHealthChecks ? '' : " AND WorkflowType != 'clusterHealth'");
+      (opts.includeHealthChecks ? '' : " AND WorkflowType != 'clusterHealth' AND WorkflowType != 'planOperation'");
     const out: OperationSummary[] = [];
     if (limit <= 0) return out;
     for await (const w of this.temporal.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
       const tagged = w.typedSearchAttributes.get(ETCD_CLUSTER);
-      const cluster = tagged !== undefined ? tagged : w.type === 'clusterHealth' && w.workflowId.startsWith(HEALTH_ID_PREFIX)
-        ? w.workflowId.slice(HEALTH_ID_PREFIX.length, -37) // `-<uuid>` is 37 characters
+      const prefix = [HEALTH_ID_PREFIX, PLAN_ID_PREFIX].find((x) => w.workflowId.startsWith(x) && (w.type === 'clusterHealth' || w.type === 'planOperation'));
+      const cluster = tagged !== undefined ? tagged : prefix
+        ? w.workflowId.slice(prefix.length, -37) // `-<uuid>` is 37 characters
         : w.workflowId.slice(operationWorkflowId('').length);
       out.push({
         workflowId: w.workflowId,

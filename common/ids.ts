@@ -10,6 +10,8 @@ export const DEFAULT_TASK_QUEUE = 'etcd-steward';
 export const OPERATION_ID_PREFIX = 'etcd-steward-';
 /** Health checks may run beside an operation: their ids carry a random suffix. */
 export const HEALTH_ID_PREFIX = 'etcd-steward-health-';
+/** So may plans (`plan`, a dry run of an operation): random suffix too. */
+export const PLAN_ID_PREFIX = 'etcd-steward-plan-';
 
 /** The workflow id of a cluster's operation: one at a time per cluster. */
 export function operationWorkflowId(cluster: string): string {

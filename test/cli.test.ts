@@ -104,10 +104,44 @@ describe('the operator CLI', () => {
     noStack(nowhere);
   });
 
+  it('plan: what each operation would do from live health, changing nothing; a plan the operation would refuse exits 1 with the reason', async () => {
+    const pids = ['etcd1', 'etcd2', 'etcd3'].map((n) => bed.etcdPid(n));
+    const out = await cli(['plan', 'scale-out', '--spec', f('spec.json'), '--add', f('add.json'), '--approval', 'first-batch']);
+    assert.equal(out.code, 0, show(out));
+    assert.match(out.stdout, /^plan: scale-out of bed, 3 → 4 voting members, 1 batch\(es\) \(a dry run from live health: nothing was changed\)$/m, show(out));
+    assert.match(out.stdout, /^ {2}batch 1: etcd4\n {4}add as a learner \(MemberAddAsLearner\) → .* → start etcd4 \(127\.21\.0\.4\) → .* → promote to voter$/m, show(out));
+    assert.match(out.stdout, /^ {2}leadership: etcd[123] leads and keeps leading: a scale-out moves no leadership$/m, show(out));
+    assert.match(out.stdout, /^ {2}untouched: etcd1, etcd2, etcd3: not restarted/m, show(out));
+    assert.match(out.stdout, /^ {4}- an operator's approve before the first batch$/m, show(out));
+    assert.match(out.stdout, /^ {4}- .*target size 4 is even/m, show(out));
+
+    const restart = await cli(['plan', 'restart', '--spec', f('spec.json'), '--reason', 'test', '--output', 'json']);
+    assert.equal(restart.code, 0, show(restart));
+    const p = JSON.parse(restart.stdout) as { operation: string; leader: string; batches: { members: string[]; steps: string }[] };
+    assert.equal(p.operation, 'rollingRestart');
+    assert.equal(p.batches.length, 3, 'one member at a time');
+    assert.deepEqual(p.batches.at(-1)!.members, [p.leader], 'the leader last');
+    assert.match(p.batches.at(-1)!.steps, /^MoveLeader to the most caught-up follower, then stop/);
+
+    const scaleIn = await cli(['plan', 'scale-in', '--spec', f('spec.json'), '--remove', 'etcd3']);
+    assert.equal(scaleIn.code, 0, show(scaleIn));
+    assert.match(scaleIn.stdout, /^plan: scale-in of bed, 3 → 2 voting members, 1 batch\(es\)/m, show(scaleIn));
+
+    const refused = await cli(['plan', 'scale-out', '--spec', f('spec.json'), '--add', f('add-unreachable.yaml')]);
+    assert.equal(refused.code, 1, show(refused));
+    assert.match(refused.stderr, /^scale-out would be refused: .*etcd5.*cannot reach sshd/m, show(refused));
+    noStack(refused);
+    // nothing changed: no operation, the same members and processes
+    assert.equal(await stack.steward.runningOperation('bed'), null);
+    assert.equal((await bed.observe()).members.length, 3);
+    assert.deepEqual(['etcd1', 'etcd2', 'etcd3'].map((n) => bed.etcdPid(n)), pids);
+  });
+
   it('scale-out --approval each-batch 3 → 4: starts and says how to watch and approve; status shows it waiting; a second start exits 3', async () => {
     const r = await cli(['scale-out', '--spec', f('spec.json'), '--add', f('add.json'), '--approval', 'each-batch', '--step-timeout', '3 minutes']);
     assert.equal(r.code, 0, show(r));
     assert.match(r.stdout, /started scale-out of bed: 3 → 4 \(adding etcd4\), approval each-batch/, show(r));
+    assert.ok(r.stdout.indexOf('plan: scale-out of bed, 3 → 4') >= 0 && r.stdout.indexOf('plan: scale-out of bed') < r.stdout.indexOf('started scale-out'), `the plan is not printed first:\n${show(r)}`);
     assert.match(r.stdout, /^workflow: etcd-steward-bed \(run [0-9a-f-]{36}\)$/m, show(r));
     assert.match(r.stdout, /approve: npm run steward -- approve --cluster bed$/m, show(r));
     assert.match(r.stdout, /watch: {3}npm run steward -- watch --cluster bed$/m, show(r));
@@ -222,14 +256,13 @@ describe('the operator CLI', () => {
     assert.ok(rows.some((x) => x.type === 'scaleOut' && x.cluster === 'bed'), all.stdout);
   });
 
-  it('scale-out --wait follows the operation to its end: a preflight failure exits 1 with the cause, nothing changed', async () => {
+  it('scale-out prints its plan first, and does not start what preflight would refuse: exit 1 with the cause, nothing changed', async () => {
     const spec4 = { ...bed.spec, members: [...bed.spec.members, Bed.memberInput(bed.host('etcd4'))] };
     writeFileSync(f('spec4.yaml'), JSON.stringify(spec4)); // YAML is a superset of JSON
     const r = await cli(['scale-out', '--spec', f('spec4.yaml'), '--add', f('add-unreachable.yaml'), '--wait', '--step-timeout', '30s'], 120_000);
     assert.equal(r.code, 1, show(r));
-    assert.match(r.stdout, /^started scale-out of bed: 4 → 5 \(adding etcd5\), approval never$/m, show(r));
-    assert.match(r.stdout, /^\d\d:\d\d:\d\d {2}failed during preflight: .*cannot reach sshd/m, show(r));
-    assert.match(r.stdout, /^failed: scale-out of bed failed: .*cannot reach sshd.*Nothing was changed\.$/m, show(r));
+    assert.match(r.stderr, /^scale-out refused before starting: .*etcd5.*cannot reach sshd/m, show(r));
+    assert.doesNotMatch(r.stdout, /started scale-out/, show(r));
     const o = await bed.observe();
     assert.equal(o.voters, 4);
     assert.equal(o.learners, 0);

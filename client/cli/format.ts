@@ -1,6 +1,6 @@
 /** How the CLI prints things for people: tables, health, status, each operation's result. */
 import type { WorkflowExecutionDescription } from '@temporalio/client';
-import type { HealthReport, OperationStatus, ReplaceMemberResult, RollingRestartResult, ScaleInResult, ScaleOutResult } from '../index';
+import type { HealthReport, OperationPlanReport, OperationStatus, ReplaceMemberResult, RollingRestartResult, ScaleInResult, ScaleOutResult } from '../index';
 import { type Event, waitingFor } from './shared';
 export const time = (iso: string | Date) => new Date(iso).toLocaleTimeString('en-GB', { hourCycle: 'h23' });
 export const dateTime = (d: string | Date | undefined) => (d ? new Date(d).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
@@ -114,5 +114,16 @@ export function formatReplaceMemberResult(r: ReplaceMemberResult): string {
   for (const m of r.leaderMoves) lines.push(`  leadership moved ${m.from} → ${m.to} before ${m.from} was removed`);
   for (const h of r.hosts) lines.push(`  ${h.member}: ${h.cleaned ? h.note : `NOT CLEANED: ${h.note}`}`);
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  return lines.join('\n');
+}
+
+const OPERATION_NAMES: Record<OperationPlanReport['operation'], string> = { scaleOut: 'scale-out', rollingRestart: 'rolling restart', scaleIn: 'scale-in', replaceMember: 'replacement' };
+
+/** A plan (a dry run: nothing changed) for people. */
+export function formatPlan(p: OperationPlanReport): string {
+  const lines = [`plan: ${OPERATION_NAMES[p.operation]} of ${p.cluster}, ${p.from} → ${p.to} voting members, ${p.batches.length} batch(es) (a dry run from live health: nothing was changed)`];
+  p.batches.forEach((b, i) => lines.push(`  batch ${i + 1}: ${b.members.join(', ')}`, `    ${b.steps}`));
+  lines.push(`  leadership: ${p.leadership}`, `  untouched: ${p.untouched}`, '  before each batch the quorum gate waits for:', ...p.gate.map((g) => `    - ${g}`));
+  if (p.warnings.length) lines.push('  warnings:', ...p.warnings.map((w) => `    - ${w}`));
   return lines.join('\n');
 }

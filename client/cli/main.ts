@@ -4,6 +4,7 @@
  * shared.ts (connection, watching, exit statuses) and format.ts (what people read).
  *
  *   health --spec prod-etcd.yaml
+ *   plan scale-out --inventory inventory/prod/inventory.ini      (a dry run: what it would do)
  *   scale-out --spec prod-etcd.yaml --add new-members.yaml --approval each-batch
  *   restart --spec prod-etcd.yaml --reason "quota 8 GiB" --set ETCD_QUOTA_BACKEND_BYTES=8589934592
  *   restart --spec prod-etcd.yaml --reason "etcd 3.6" --binary /opt/etcd-v3.6.16/etcd   (a rolling upgrade)
@@ -25,6 +26,7 @@ import * as approve from './commands/approve';
 import * as health from './commands/health';
 import * as list from './commands/list';
 import * as pause from './commands/pause';
+import * as plan from './commands/plan';
 import * as quorum from './commands/quorum';
 import * as replace from './commands/replace';
 import * as restart from './commands/restart';
@@ -45,6 +47,6 @@ const program = new Command('etcd-steward')
   .exitOverride((e: CommanderError) => process.exit(e.exitCode === 0 ? 0 : EXIT.badInput));
 
 // In the order `--help` lists them.
-for (const c of [health, scaleOut, restart, scaleIn, replace, status, watch, approve, abort, pause, resume, quorum, list]) c.register(program);
+for (const c of [health, plan, scaleOut, restart, scaleIn, replace, status, watch, approve, abort, pause, resume, quorum, list]) c.register(program);
 
 program.parseAsync().catch((e: unknown) => process.exit(report(e)));

@@ -1,11 +1,19 @@
 import { type Command, Option } from 'commander';
 import { SpecError } from '../../../spec/cluster';
 import { type ScaleOutInput, approvalPolicies, parseScaleOutInput } from '../../../spec/operations';
-import type { StewardClient } from '../../index';
+import type { ScaleOutRequest, StewardClient } from '../../index';
 import { type ClusterSource, type ClusterSourceOptions, clusterSourceOptions, describeMember, loadClusterSource } from '../clusterSource';
-import { CliError, action, causeMessage, readDoc, started } from '../shared';
+import { type OperationCommand, registerOperation } from '../operation';
+import { CliError, causeMessage, readDoc } from '../shared';
 
-type Options = ClusterSourceOptions & { add?: string; approval?: (typeof approvalPolicies)[number]; gateTimeout?: string; catchUpTimeout?: string; stepTimeout?: string; wait?: boolean };
+type Options = ClusterSourceOptions & { add?: string; approval?: (typeof approvalPolicies)[number]; gateTimeout?: string; catchUpTimeout?: string; stepTimeout?: string };
+
+const policyOf = (o: Options) => ({
+  ...(o.approval ? { approval: o.approval } : {}),
+  ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
+  ...(o.catchUpTimeout ? { catchUpTimeout: o.catchUpTimeout } : {}),
+  ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
+});
 
 /**
  * With an inventory and no --add: the members to add are the etcd hosts of the inventory the
@@ -33,39 +41,36 @@ async function fromInventory(steward: StewardClient, source: ClusterSource, o: O
   return parseScaleOutInput({ spec: { ...source.spec, members: source.spec.members.filter((m) => live.includes(m.name)) }, add, policy: policyOf(o) });
 }
 
-const policyOf = (o: Options) => ({
-  ...(o.approval ? { approval: o.approval } : {}),
-  ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
-  ...(o.catchUpTimeout ? { catchUpTimeout: o.catchUpTimeout } : {}),
-  ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
-});
+export const scaleOut: OperationCommand<Options> = {
+  name: 'scale-out',
+  description: 'add members to a cluster, one at a time as learners (prints the plan first)',
+  planFirst: true,
+  options: (cmd: Command) =>
+    clusterSourceOptions(cmd)
+      .option('--add <file>', 'the members to add: a YAML or JSON list, each shaped like a spec member (with --inventory it may be left out: the etcd hosts the live cluster does not have are added)')
+      .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
+      .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
+      .option('--catch-up-timeout <duration>', 'how long a learner may take to catch up before it is rolled back')
+      .option('--step-timeout <duration>', 'deadline of each other step, retries included'),
+  prepare: (o) => {
+    const source = loadClusterSource(o);
+    if (o.add === undefined) {
+      if (!source.inventory) throw new SpecError('options', ['--add FILE: the members to add (with --inventory it may be left out)']);
+      return async (steward) => ({ operation: 'scaleOut', request: await fromInventory(steward, source, o) });
+    }
+    // The whole request is checked here (SpecError names each bad field, e.g. add[0].name); the worker's preflight then checks it against the cluster.
+    const input = parseScaleOutInput({ spec: source.spec, add: readDoc(o.add), policy: policyOf(o) });
+    return () => Promise.resolve({ operation: 'scaleOut', request: input });
+  },
+  start: async (steward, req) => {
+    const input = parseScaleOutInput(req.request as ScaleOutRequest);
+    const { spec, add, policy } = input;
+    const op = await steward.startScaleOut(input);
+    console.log(`started scale-out of ${spec.name}: ${spec.members.length} → ${spec.members.length + add.length} (adding ${add.map((m) => m.name).join(', ')}), approval ${policy.approval}`);
+    return { op, cluster: spec.name, approval: policy.approval !== 'never' };
+  },
+};
 
 export function register(program: Command): void {
-  clusterSourceOptions(program.command('scale-out').description('start adding members to a cluster, one at a time as learners'))
-    .option('--add <file>', 'the members to add: a YAML or JSON list, each shaped like a spec member (with --inventory it may be left out: the etcd hosts the live cluster does not have are added)')
-    .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
-    .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
-    .option('--catch-up-timeout <duration>', 'how long a learner may take to catch up before it is rolled back')
-    .option('--step-timeout <duration>', 'deadline of each other step, retries included')
-    .option('--wait', 'watch the operation until it ends (exit 0 completed, 1 failed, 4 aborted)')
-    .action(
-      action<Options, { source: ClusterSource; input: ScaleOutInput | null }>(
-        async (steward, o, g, hints, prepared) => {
-          const input = prepared.input ?? (await fromInventory(steward, prepared.source, o));
-          const { spec, add, policy } = input;
-          const op = await steward.startScaleOut(input);
-          console.log(`started scale-out of ${spec.name}: ${spec.members.length} → ${spec.members.length + add.length} (adding ${add.map((m) => m.name).join(', ')}), approval ${policy.approval}`);
-          return started(steward, g, hints, op, spec.name, policy.approval !== 'never', !!o.wait);
-        },
-        (o) => {
-          const source = loadClusterSource(o);
-          if (o.add === undefined) {
-            if (!source.inventory) throw new SpecError('options', ['--add FILE: the members to add (with --inventory it may be left out)']);
-            return { source, input: null };
-          }
-          // The whole request is checked here (SpecError names each bad field, e.g. add[0].name); the worker's preflight then checks it against the cluster.
-          return { source, input: parseScaleOutInput({ spec: source.spec, add: readDoc(o.add), policy: policyOf(o) }) };
-        },
-      ),
-    );
+  registerOperation(program, scaleOut);
 }

@@ -1,0 +1,58 @@
+/**
+ * The shape of a command that starts an operation (scale-out, restart, scale-in, replace): its
+ * options, how its request is built from them, and how it starts. `registerOperation` makes the
+ * command (with --wait); commands/plan.ts makes `plan <name>` from the same definition, so a new
+ * operation is one file and its dry run comes with it.
+ */
+import type { Command } from 'commander';
+import type { Operation, PlanOperationRequest, StewardClient } from '../index';
+import { formatPlan } from './format';
+import { CliError, EXIT, action, causeMessage, started } from './shared';
+
+export interface OperationCommand<O> {
+  /** The command's name (`scale-out`). */
+  name: string;
+  description: string;
+  /** Adds the request's options (not --wait). */
+  options(cmd: Command): Command;
+  /**
+   * Checks the options and files before any connection (SpecError names each bad field) and
+   * returns how to build the request, which may ask the cluster (scale-out --inventory).
+   */
+  prepare(o: O): (steward: StewardClient) => Promise<PlanOperationRequest>;
+  /** Starts it and prints its one-line summary. */
+  start(steward: StewardClient, req: PlanOperationRequest): Promise<{ op: Operation<unknown>; cluster: string; approval: boolean }>;
+  /** Print the plan (a dry run) before starting. */
+  planFirst?: boolean;
+}
+
+/** The cluster a request is about. */
+export const clusterOf = (req: PlanOperationRequest): string => ('name' in req.request.spec ? String(req.request.spec.name) : '');
+
+/** Registers the command that starts the operation. */
+export function registerOperation<O>(program: Command, def: OperationCommand<O>): void {
+  def
+    .options(program.command(def.name).description(def.description))
+    .option('--wait', 'watch the operation until it ends (exit 0 completed, 1 failed, 4 aborted)')
+    .action(
+      action<O & { wait?: boolean }, (steward: StewardClient) => Promise<PlanOperationRequest>>(
+        async (steward, o, g, hints, build) => {
+          const req = await build(steward);
+          if (def.planFirst) {
+            // A cluster with an operation running: say so (exit 3) rather than plan against a cluster mid-change.
+            const running = await steward.runningOperation(clusterOf(req));
+            if (running) throw running;
+            try {
+              console.log(formatPlan(await steward.plan(req)));
+            } catch (e) {
+              throw new CliError(`${def.name} refused before starting: ${causeMessage(e)}`, EXIT.failed);
+            }
+            console.log('');
+          }
+          const { op, cluster, approval } = await def.start(steward, req);
+          return started(steward, g, hints, op, cluster, approval, !!o.wait);
+        },
+        (o) => def.prepare(o),
+      ),
+    );
+}
