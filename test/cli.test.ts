@@ -117,7 +117,9 @@ describe('the operator CLI', () => {
 
     const restart = await cli(['plan', 'restart', '--spec', f('spec.json'), '--reason', 'test', '--output', 'json']);
     assert.equal(restart.code, 0, show(restart));
-    const p = JSON.parse(restart.stdout) as { operation: string; leader: string; batches: { members: string[]; steps: string }[] };
+    const doc = JSON.parse(restart.stdout) as { type: string; plan: { operation: string; leader: string; batches: { members: string[]; steps: string }[] } };
+    assert.equal(doc.type, 'plan');
+    const p = doc.plan;
     assert.equal(p.operation, 'rollingRestart');
     assert.equal(p.batches.length, 3, 'one member at a time');
     assert.deepEqual(p.batches.at(-1)!.members, [p.leader], 'the leader last');
@@ -311,11 +313,20 @@ describe('the operator CLI', () => {
     assert.equal(badRetire.code, 2, show(badRetire));
     assert.match(badRetire.stderr, /--retire.*shred.*keep, wipe/, show(badRetire));
     const pids = Object.fromEntries(['etcd1', 'etcd2', 'etcd3'].map((n) => [n, bed.etcdPid(n)]));
-    const r = await cli(['scale-in', '--spec', f('spec4.json'), '--remove', 'etcd4', '--retire', 'wipe', '--wait'], 240_000);
+    // --output json: one JSON document per line, from the start to the result
+    const r = await cli(['scale-in', '--spec', f('spec4.json'), '--remove', 'etcd4', '--retire', 'wipe', '--wait', '--output', 'json'], 240_000);
     assert.equal(r.code, 0, show(r));
-    assert.match(r.stdout, /^started scale-in of bed: 4 → 3 \(removing etcd4\), approval never, data dirs: wipe$/m, show(r));
-    assert.match(r.stdout, /^completed: 3 voting members \(etcd1, etcd2, etcd3\); removed etcd4$/m, show(r));
-    assert.match(r.stdout, /^ {2}etcd4: service stopped; \S+ wiped; env file moved to \S+\.removed-\d{8}T\d{6}Z$/m, show(r));
+    const docs = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; message?: string; member?: string; state?: string; result?: { outcome: string; removed: string[]; hosts: { member: string; cleaned: boolean; note: string }[] } });
+    assert.equal(docs[0]!.type, 'summary');
+    assert.equal(docs[0]!.message, 'started scale-in of bed: 4 → 3 (removing etcd4), approval never, data dirs: wipe');
+    assert.equal(docs[1]!.type, 'started');
+    assert.ok(docs.some((d) => d.type === 'event'), show(r));
+    assert.ok(docs.some((d) => d.type === 'member' && d.member === 'etcd4' && d.state === 'removed'), `no member document saying etcd4 was removed:\n${show(r)}`);
+    const result = docs.at(-1)!;
+    assert.equal(result.type, 'result');
+    assert.equal(result.result!.outcome, 'completed');
+    assert.deepEqual(result.result!.removed, ['etcd4']);
+    assert.match(result.result!.hosts[0]!.note, /^service stopped; \S+ wiped; env file moved to \S+\.removed-\d{8}T\d{6}Z$/);
     const o = await bed.observe();
     assert.deepEqual(o.members.map((m) => m.name).sort(), ['etcd1', 'etcd2', 'etcd3']);
     for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.equal(bed.etcdPid(n), pids[n], `${n} was restarted`);

@@ -251,9 +251,21 @@ describe('the CLI with --inventory, on a real bed', () => {
     for (const n of ['etcd1', 'etcd2', 'etcd3']) assert.match(r.stdout, new RegExp(`^\\s+${n}\\s+[0-9a-f]+\\s+voter\\s+yes\\s`, 'm'), show(r));
   });
 
-  it('scale-out --inventory, no --add: adds the etcd hosts the cluster does not have (node4, node5), one learner at a time, certificates named after the hosts', async () => {
-    const r = await cli(['scale-out', ...inventoryArgs(), '--wait']);
+  it('scale-out --inventory, no --add: adds the etcd hosts the cluster does not have (node4, node5), one learner at a time, certificates named after the hosts; --wait on a terminal redraws the members in place', async () => {
+    // on a terminal (script(1) gives it one): the live view, members and the gate redrawn in place
+    const cmd = [process.execPath, join(ROOT, 'bin', 'etcd-steward.cjs'), 'scale-out', ...inventoryArgs(), '--wait'].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, STEWARD_TEMPORAL_ADDRESS: `127.0.0.1:${TEMPORAL.port}`, TERM: 'xterm' };
+      for (const k of ['NODE_TEST_CONTEXT', 'NODE_OPTIONS']) delete env[k];
+      execFile('script', ['-q', '-e', '-c', cmd, '/dev/null'], { cwd: ROOT, env, timeout: 180_000 }, (err, stdout, stderr) => {
+        const e = err as (Error & { code?: number | string }) | null;
+        res({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, stdout: stdout.replaceAll('\r', ''), stderr });
+      });
+    });
     assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /── scaleOut of bed · \S+/, `no live view:\n${show(r)}`);
+    assert.match(r.stdout, new RegExp(`${String.fromCharCode(27)}\\[\\d+A${String.fromCharCode(27)}\\[J`), `the view is not redrawn in place (cursor up, clear):\n${show(r)}`);
+    assert.match(r.stdout, /^ {3}etcd5 +(added|catching-up|promoting|starting|learner) +\d+ s$/m, `no member line for etcd5:\n${show(r)}`);
     assert.match(r.stdout, /^from .*inventory\.ini: members etcd1 \(node1\), etcd2 \(node2\), etcd3 \(node3\); adding etcd4 \(node4\), etcd5 \(node5\)$/m, show(r));
     assert.match(r.stdout, /^completed: 5 voting members \(etcd1, etcd2, etcd3, etcd4, etcd5\); added etcd4, etcd5$/m, show(r));
     const o = await bed.observe();

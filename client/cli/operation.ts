@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import type { Operation, PlanOperationRequest, StewardClient } from '../index';
 import { formatPlan } from './format';
-import { CliError, EXIT, action, causeMessage, started } from './shared';
+import { CliError, EXIT, type Output, action, causeMessage, emit, outputOption, started } from './shared';
 
 export interface OperationCommand<O> {
   /** The command's name (`scale-out`). */
@@ -19,9 +19,9 @@ export interface OperationCommand<O> {
    * Checks the options and files before any connection (SpecError names each bad field) and
    * returns how to build the request, which may ask the cluster (scale-out --inventory).
    */
-  prepare(o: O): (steward: StewardClient) => Promise<PlanOperationRequest>;
-  /** Starts it and prints its one-line summary. */
-  start(steward: StewardClient, req: PlanOperationRequest): Promise<{ op: Operation<unknown>; cluster: string; approval: boolean }>;
+  prepare(o: O): (steward: StewardClient, say: (note: string) => void) => Promise<PlanOperationRequest>;
+  /** Starts it; `summary` is the one line said about the start. */
+  start(steward: StewardClient, req: PlanOperationRequest): Promise<{ op: Operation<unknown>; cluster: string; approval: boolean; summary: string }>;
   /** Print the plan (a dry run) before starting. */
   planFirst?: boolean;
 }
@@ -34,23 +34,29 @@ export function registerOperation<O>(program: Command, def: OperationCommand<O>)
   def
     .options(program.command(def.name).description(def.description))
     .option('--wait', 'watch the operation until it ends (exit 0 completed, 1 failed, 4 aborted)')
+    .addOption(outputOption())
     .action(
-      action<O & { wait?: boolean }, (steward: StewardClient) => Promise<PlanOperationRequest>>(
+      action<O & { wait?: boolean; output: Output }, (steward: StewardClient, say: (note: string) => void) => Promise<PlanOperationRequest>>(
         async (steward, o, g, hints, build) => {
-          const req = await build(steward);
+          const say = (note: string) => (o.output === 'json' ? emit({ type: 'note', message: note }) : console.log(note));
+          const req = await build(steward, say);
           if (def.planFirst) {
             // A cluster with an operation running: say so (exit 3) rather than plan against a cluster mid-change.
             const running = await steward.runningOperation(clusterOf(req));
             if (running) throw running;
+            let plan;
             try {
-              console.log(formatPlan(await steward.plan(req)));
+              plan = await steward.plan(req);
             } catch (e) {
               throw new CliError(`${def.name} refused before starting: ${causeMessage(e)}`, EXIT.failed);
             }
-            console.log('');
+            if (o.output === 'json') emit({ type: 'plan', plan });
+            else console.log(`${formatPlan(plan)}\n`);
           }
-          const { op, cluster, approval } = await def.start(steward, req);
-          return started(steward, g, hints, op, cluster, approval, !!o.wait);
+          const { op, cluster, approval, summary } = await def.start(steward, req);
+          if (o.output === 'json') emit({ type: 'summary', message: summary });
+          else console.log(summary);
+          return started(steward, g, hints, op, cluster, approval, !!o.wait, o.output);
         },
         (o) => def.prepare(o),
       ),

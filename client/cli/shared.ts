@@ -5,7 +5,7 @@
  */
 import { userInfo } from 'node:os';
 import { type Client, type WorkflowExecutionDescription, type WorkflowHandle, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { innermostMessage } from '../../common/errors';
 import { readDocument } from '../../spec/cluster';
 import {
@@ -147,15 +147,60 @@ export async function send(
   return EXIT.ok;
 }
 
+/** How a command prints: for people (text), or one JSON document per line for programs (json). */
+export type Output = 'text' | 'json';
+export const outputOption = () => new Option('--output <format>', 'text (for people), or json (one JSON document per line, for programs)').choices(['text', 'json']).default('text');
+/** Prints one JSON document on its own line (the json output). */
+export const emit = (doc: Record<string, unknown>) => console.log(JSON.stringify(doc));
+
+const elapsed = (ms: number) => {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s` : `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+};
+
 /**
- * Follows one run until it ends: prints each new event, and what the gate waits for when that
- * changes; then the result or the failure. Exit status: 0 completed, 1 failed, 4 aborted.
+ * The live view of `watch` on a terminal: events scroll, and below them a block redrawn in
+ * place (the operation, its phase and batch, one line per member with its state and how long it
+ * has been in it, what the gate waits for). Not on a terminal, the same changes are plain lines.
  */
-export async function watch(steward: StewardClient, g: Globals, handle: WorkflowHandle, hints: (cmd: string) => string, intervalMs = 1_000): Promise<number> {
+class LiveView {
+  private drawn = 0;
+  constructor(private readonly tty: boolean) {}
+
+  show(lines: string[], block: string[]): void {
+    if (!this.tty) {
+      for (const l of lines) console.log(l);
+      return;
+    }
+    let out = this.drawn ? `\x1b[${this.drawn}A\x1b[J` : '';
+    for (const l of lines) out += `${l}\n`;
+    for (const l of block) out += `${l}\n`;
+    process.stdout.write(out);
+    this.drawn = block.length;
+  }
+
+  /** Leaves the block as it was last drawn (the final state), and prints from below it. */
+  close(): void {
+    this.drawn = 0;
+  }
+}
+
+/**
+ * Follows one run until it ends: prints each new event; each member's state as it changes (how
+ * long it stayed in the one before); what the gate waits for when that changes; then the result
+ * or the failure. On a terminal, members and the gate are a block redrawn in place. With json
+ * output, each of those is one JSON document per line. Exit status: 0 completed, 1 failed, 4 aborted.
+ */
+export async function watch(steward: StewardClient, g: Globals, handle: WorkflowHandle, hints: (cmd: string) => string, intervalMs = 1_000, output: Output = 'text'): Promise<number> {
+  const tty = output === 'text' && process.stdout.isTTY === true;
+  const view = new LiveView(tty);
+  const t0 = Date.now();
   let seen: Event[] = [];
   let waiting = '';
   let queryProblem = '';
+  const since = new Map<string, { state: string; at: number }>();
   process.once('SIGINT', () => {
+    view.close();
     console.log(`\nstopped watching; the operation goes on (workflow ${handle.workflowId}). ${hints(`watch --cluster ${handle.workflowId.slice(operationWorkflowId('').length)}`)} to watch again`);
     process.exit(130);
   });
@@ -175,26 +220,56 @@ export async function watch(steward: StewardClient, g: Globals, handle: Workflow
     try {
       const s = await query(steward.temporal, handle, g);
       queryProblem = '';
-      for (const e of newEvents(seen, s.events)) console.log(eventLine(e));
+      const now = Date.now();
+      const lines: string[] = [];
+      for (const e of newEvents(seen, s.events)) {
+        if (output === 'json') emit({ type: 'event', at: e.at, message: e.message });
+        else lines.push(eventLine(e));
+      }
       seen = s.events;
+      for (const m of s.members) {
+        const was = since.get(m.name);
+        if (was?.state === m.state) continue;
+        if (was) {
+          if (output === 'json') emit({ type: 'member', member: m.name, state: m.state, was: was.state, afterMs: now - was.at });
+          else if (!tty) lines.push(`${time(new Date())}  ${m.name}: ${was.state} → ${m.state} (after ${elapsed(now - was.at)})`);
+        } else if (output === 'json') emit({ type: 'member', member: m.name, state: m.state });
+        since.set(m.name, { state: m.state, at: now });
+      }
       const w = waitingFor(s).join('; ');
-      if (w && w !== waiting) console.log(`${time(new Date())}  … waiting for: ${w}`);
+      if (w !== waiting) {
+        if (output === 'json') emit({ type: 'waiting', for: waitingFor(s) });
+        else if (w && !tty) lines.push(`${time(new Date())}  … waiting for: ${w}`);
+      }
       waiting = w;
+      if (output === 'text') {
+        const width = Math.max(...s.members.map((m) => m.name.length), 6);
+        const block = [
+          `── ${s.operation} of ${s.cluster} · ${s.phase}${s.batch ? ` · batch ${s.batch.index + 1}/${s.batch.of} (${s.batch.member})` : ''}${s.paused ? ' · PAUSED' : ''} · ${elapsed(now - t0)} watched`,
+          ...s.members.map((m) => `   ${m.name.padEnd(width)}  ${m.state.padEnd(14)} ${elapsed(now - since.get(m.name)!.at)}`),
+          ...(w ? [`   waiting for: ${w}`] : []),
+        ];
+        view.show(lines, block);
+      }
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       if (msg !== queryProblem) console.error(`warning: ${msg}`);
       queryProblem = msg;
     }
-    if (d.status.name !== 'RUNNING') return outcome(handle, d);
+    if (d.status.name !== 'RUNNING') {
+      view.close();
+      return outcome(handle, d, output);
+    }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
-export async function outcome(handle: WorkflowHandle, d: WorkflowExecutionDescription): Promise<number> {
+export async function outcome(handle: WorkflowHandle, d: WorkflowExecutionDescription, output: Output = 'text'): Promise<number> {
   switch (d.status.name) {
     case 'COMPLETED': {
       const r = (await handle.result()) as ScaleOutResult | RollingRestartResult | ScaleInResult | ReplaceMemberResult;
-      if (d.type === 'scaleOut') console.log(formatScaleOutResult(r as ScaleOutResult));
+      if (output === 'json') emit({ type: 'result', workflowType: d.type, result: r });
+      else if (d.type === 'scaleOut') console.log(formatScaleOutResult(r as ScaleOutResult));
       else if (d.type === 'rollingRestart') console.log(formatRollingRestartResult(r as RollingRestartResult));
       else if (d.type === 'scaleIn') console.log(formatScaleInResult(r as ScaleInResult));
       else if (d.type === 'replaceMember') console.log(formatReplaceMemberResult(r as ReplaceMemberResult));
@@ -205,32 +280,37 @@ export async function outcome(handle: WorkflowHandle, d: WorkflowExecutionDescri
       try {
         await handle.result();
       } catch (e) {
-        console.log(`failed: ${causeMessage(e)}`);
+        if (output === 'json') emit({ type: 'failed', message: causeMessage(e) });
+        else console.log(`failed: ${causeMessage(e)}`);
       }
       return EXIT.failed;
     case 'CANCELLED':
-      console.log(`cancelled: the workflow ${handle.workflowId} was cancelled (any member in flight was rolled back)`);
+      if (output === 'json') emit({ type: 'cancelled', workflowId: handle.workflowId });
+      else console.log(`cancelled: the workflow ${handle.workflowId} was cancelled (any member in flight was rolled back)`);
       return EXIT.aborted;
     default:
-      console.log(`${d.status.name.toLowerCase().replace('_', ' ')}: the workflow ${handle.workflowId} ended without a result`);
+      if (output === 'json') emit({ type: 'ended', status: d.status.name, workflowId: handle.workflowId });
+      else console.log(`${d.status.name.toLowerCase().replace('_', ' ')}: the workflow ${handle.workflowId} ended without a result`);
       return EXIT.failed;
   }
 }
 
 /** After a start: the workflow id and the commands to follow it; then, with --wait, follows it to its end. */
-export async function started(steward: StewardClient, g: Globals, hints: (cmd: string) => string, op: Operation<unknown>, cluster: string, approval: boolean, wait: boolean): Promise<number> {
+export async function started(steward: StewardClient, g: Globals, hints: (cmd: string) => string, op: Operation<unknown>, cluster: string, approval: boolean, wait: boolean, output: Output = 'text'): Promise<number> {
   const { runId } = await op.handle.describe();
-  console.log(`workflow: ${op.workflowId} (run ${runId})`);
-  console.log(`  watch:   ${hints(`watch --cluster ${cluster}`)}`);
-  console.log(`  status:  ${hints(`status --cluster ${cluster}`)}`);
-  if (approval) console.log(`  approve: ${hints(`approve --cluster ${cluster}`)}`);
-  console.log(`  abort:   ${hints(`abort --cluster ${cluster} --reason "..."`)}`);
+  if (output === 'json') emit({ type: 'started', cluster, workflowId: op.workflowId, runId });
+  else {
+    console.log(`workflow: ${op.workflowId} (run ${runId})`);
+    console.log(`  watch:   ${hints(`watch --cluster ${cluster}`)}`);
+    console.log(`  status:  ${hints(`status --cluster ${cluster}`)}`);
+    if (approval) console.log(`  approve: ${hints(`approve --cluster ${cluster}`)}`);
+    console.log(`  abort:   ${hints(`abort --cluster ${cluster} --reason "..."`)}`);
+  }
   await warnWithoutWorker(steward, g);
   if (!wait) return EXIT.ok;
-  console.log('');
-  return watch(steward, g, steward.temporal.workflow.getHandle(op.workflowId, runId), hints);
+  if (output === 'text') console.log('');
+  return watch(steward, g, steward.temporal.workflow.getHandle(op.workflowId, runId), hints, 1_000, output);
 }
-
 
 /** A JSON or YAML input file (SpecError naming the file when unreadable). */
 export const readDoc = readDocument;

@@ -3,13 +3,14 @@ import { type ClusterSpec } from '../../../spec/cluster';
 import type { HealthReport } from '../../index';
 import { type ClusterSourceOptions, clusterSourceOptions, loadClusterSource } from '../clusterSource';
 import { formatHealth } from '../format';
-import { CliError, EXIT, action, causeMessage, warnWithoutWorker } from '../shared';
+import { CliError, EXIT, type Output, action, causeMessage, outputOption, warnWithoutWorker } from '../shared';
 
 export function register(program: Command): void {
   clusterSourceOptions(program.command('health').description('run the clusterHealth workflow and print its report (exit 1 when unhealthy)'))
-    .option('--json', 'print the report as JSON')
+    .addOption(outputOption())
+    .option('--json', 'the same as --output json')
     .action(
-      action<ClusterSourceOptions & { json?: boolean }, ClusterSpec>(
+      action<ClusterSourceOptions & { json?: boolean; output: Output }, ClusterSpec>(
         async (steward, o, g, _hints, spec) => {
           await warnWithoutWorker(steward, g);
           let r: HealthReport;
@@ -18,7 +19,7 @@ export function register(program: Command): void {
           } catch (e) {
             throw new CliError(`the health check of ${spec.name} failed: ${causeMessage(e)}`);
           }
-          console.log(o.json ? JSON.stringify(r, null, 2) : formatHealth(r));
+          console.log(o.json || o.output === 'json' ? JSON.stringify(r, null, 2) : formatHealth(r));
           return r.healthy ? EXIT.ok : EXIT.failed;
         },
         (o) => loadClusterSource(o).spec,

@@ -1,6 +1,6 @@
 import { type Command } from 'commander';
 import { dateTime, table } from '../format';
-import { EXIT, action, positiveInt } from '../shared';
+import { EXIT, type Output, action, outputOption, positiveInt } from '../shared';
 
 export function register(program: Command): void {
   program
@@ -8,12 +8,13 @@ export function register(program: Command): void {
     .description('recent etcd-steward operations: running ones first, then the latest closed')
     .option('--limit <n>', 'how many', positiveInt('--limit'), 20)
     .option('--cluster <name>', "only this cluster's (by the EtcdCluster search attribute)")
-    .option('--all', 'health checks too')
-    .option('--json', 'print JSON')
+    .option('--all', 'health checks and plans too')
+    .addOption(outputOption())
+    .option('--json', 'the same as --output json')
     .action(
-      action<{ limit: number; cluster?: string; all?: boolean; json?: boolean }>(async (steward, o) => {
+      action<{ limit: number; cluster?: string; all?: boolean; json?: boolean; output: Output }>(async (steward, o) => {
         const ops = await steward.listOperations({ limit: o.limit, includeHealthChecks: !!o.all, ...(o.cluster !== undefined ? { cluster: o.cluster } : {}) });
-        if (o.json) console.log(JSON.stringify(ops, null, 2));
+        if (o.json || o.output === 'json') console.log(JSON.stringify(ops, null, 2));
         else if (!ops.length) console.log('no etcd-steward operations in this namespace');
         else
           console.log(

@@ -1,8 +1,8 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import type { PlanOperationRequest, StewardClient } from '../../index';
 import { formatPlan } from '../format';
 import type { OperationCommand } from '../operation';
-import { CliError, EXIT, action, causeMessage } from '../shared';
+import { CliError, EXIT, type Output, action, causeMessage, emit, outputOption } from '../shared';
 import { replace } from './replace';
 import { restart } from './restart';
 import { scaleIn } from './scale-in';
@@ -17,18 +17,19 @@ export function register(program: Command): void {
   for (const def of [scaleOut, restart, scaleIn, replace] as OperationCommand<unknown>[]) {
     def
       .options(plan.command(def.name).description(`what \`${def.name}\` would do, with the same options`))
-      .addOption(new Option('--output <format>', 'text, or json (the plan report)').choices(['text', 'json']).default('text'))
+      .addOption(outputOption())
       .action(
-        action<{ output: 'text' | 'json' }, (steward: StewardClient) => Promise<PlanOperationRequest>>(
+        action<{ output: Output }, (steward: StewardClient, say: (note: string) => void) => Promise<PlanOperationRequest>>(
           async (steward, o, _g, _hints, build) => {
-            const req = await build(steward);
+            const req = await build(steward, (note) => (o.output === 'json' ? emit({ type: 'note', message: note }) : console.log(note)));
             let report;
             try {
               report = await steward.plan(req);
             } catch (e) {
               throw new CliError(`${def.name} would be refused: ${causeMessage(e)}`, EXIT.failed);
             }
-            console.log(o.output === 'json' ? JSON.stringify(report, null, 2) : formatPlan(report));
+            if (o.output === 'json') emit({ type: 'plan', plan: report });
+            else console.log(formatPlan(report));
             return EXIT.ok;
           },
           (o) => def.prepare(o),

@@ -65,8 +65,7 @@ export const replace: OperationCommand<Options> = {
     const input = parseReplaceMemberInput(req.request as ReplaceMemberRequest);
     const { spec, policy } = input;
     const op = await steward.startReplaceMember(input);
-    console.log(`started replacement of ${input.replace} by ${input.with.name} in ${spec.name}: strategy ${policy.strategy}, approval ${policy.approval}, data dir: ${policy.retire}`);
-    return { op, cluster: spec.name, approval: policy.approval !== 'never' };
+    return { op, cluster: spec.name, approval: policy.approval !== 'never', summary: `started replacement of ${input.replace} by ${input.with.name} in ${spec.name}: strategy ${policy.strategy}, approval ${policy.approval}, data dir: ${policy.retire}` };
   },
 };
 

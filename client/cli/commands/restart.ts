@@ -55,8 +55,7 @@ export const restart: OperationCommand<Options> = {
     const input = parseRollingRestartInput(req.request as RollingRestartRequest);
     const { spec, policy } = input;
     const op = await steward.startRollingRestart(input);
-    console.log(`started rolling ${input.binary ? 'upgrade' : 'restart'} of ${spec.name} (${input.members.join(', ')}): ${input.reason}; at most ${policy.maxUnavailable} down at once, approval ${policy.approval}${input.binary ? `; new binary ${input.binary}` : ''}`);
-    return { op, cluster: spec.name, approval: policy.approval !== 'never' };
+    return { op, cluster: spec.name, approval: policy.approval !== 'never', summary: `started rolling ${input.binary ? 'upgrade' : 'restart'} of ${spec.name} (${input.members.join(', ')}): ${input.reason}; at most ${policy.maxUnavailable} down at once, approval ${policy.approval}${input.binary ? `; new binary ${input.binary}` : ''}` };
   },
 };
 

@@ -37,8 +37,7 @@ export const scaleIn: OperationCommand<Options> = {
     const input = parseScaleInInput(req.request as ScaleInRequest);
     const { spec, remove, policy } = input;
     const op = await steward.startScaleIn(input);
-    console.log(`started scale-in of ${spec.name}: ${spec.members.length} → ${spec.members.length - remove.length} (removing ${remove.join(', ')}), approval ${policy.approval}, data dirs: ${policy.retire}`);
-    return { op, cluster: spec.name, approval: policy.approval !== 'never' };
+    return { op, cluster: spec.name, approval: policy.approval !== 'never', summary: `started scale-in of ${spec.name}: ${spec.members.length} → ${spec.members.length - remove.length} (removing ${remove.join(', ')}), approval ${policy.approval}, data dirs: ${policy.retire}` };
   },
 };
 

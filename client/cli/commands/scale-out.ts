@@ -20,7 +20,7 @@ const policyOf = (o: Options) => ({
  * live cluster does not have (by member name, from the clusterHealth workflow); the spec is the
  * others. A live member the inventory does not list is an error: a scale-out removes nothing.
  */
-async function fromInventory(steward: StewardClient, source: ClusterSource, o: Options): Promise<ScaleOutInput> {
+async function fromInventory(steward: StewardClient, source: ClusterSource, o: Options, say: (note: string) => void): Promise<ScaleOutInput> {
   let live: string[];
   try {
     live = (await steward.clusterHealth(source.spec)).members.map((m) => m.name).filter(Boolean);
@@ -37,7 +37,7 @@ async function fromInventory(steward: StewardClient, source: ClusterSource, o: O
   if (!live.includes(source.spec.ca.host)) {
     throw new SpecError(source.inventory!.file, [`the CA is on the first etcd host (${describeMember(source, source.spec.ca.host)}), which is not a member yet: list a member's host first in the etcd group, as Kubespray expects its CA there`]);
   }
-  console.log(`from ${source.inventory!.file}: members ${listed.filter((n) => live.includes(n)).map((n) => describeMember(source, n)).join(', ')}; adding ${add.map((m) => describeMember(source, m.name)).join(', ')}`);
+  say(`from ${source.inventory!.file}: members ${listed.filter((n) => live.includes(n)).map((n) => describeMember(source, n)).join(', ')}; adding ${add.map((m) => describeMember(source, m.name)).join(', ')}`);
   return parseScaleOutInput({ spec: { ...source.spec, members: source.spec.members.filter((m) => live.includes(m.name)) }, add, policy: policyOf(o) });
 }
 
@@ -56,7 +56,7 @@ export const scaleOut: OperationCommand<Options> = {
     const source = loadClusterSource(o);
     if (o.add === undefined) {
       if (!source.inventory) throw new SpecError('options', ['--add FILE: the members to add (with --inventory it may be left out)']);
-      return async (steward) => ({ operation: 'scaleOut', request: await fromInventory(steward, source, o) });
+      return async (steward, say) => ({ operation: 'scaleOut', request: await fromInventory(steward, source, o, say) });
     }
     // The whole request is checked here (SpecError names each bad field, e.g. add[0].name); the worker's preflight then checks it against the cluster.
     const input = parseScaleOutInput({ spec: source.spec, add: readDoc(o.add), policy: policyOf(o) });
@@ -66,8 +66,7 @@ export const scaleOut: OperationCommand<Options> = {
     const input = parseScaleOutInput(req.request as ScaleOutRequest);
     const { spec, add, policy } = input;
     const op = await steward.startScaleOut(input);
-    console.log(`started scale-out of ${spec.name}: ${spec.members.length} → ${spec.members.length + add.length} (adding ${add.map((m) => m.name).join(', ')}), approval ${policy.approval}`);
-    return { op, cluster: spec.name, approval: policy.approval !== 'never' };
+    return { op, cluster: spec.name, approval: policy.approval !== 'never', summary: `started scale-out of ${spec.name}: ${spec.members.length} → ${spec.members.length + add.length} (adding ${add.map((m) => m.name).join(', ')}), approval ${policy.approval}` };
   },
 };
 
