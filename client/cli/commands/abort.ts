@@ -1,4 +1,4 @@
-import { type Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { action, osUser, send } from '../shared';
 
 export function register(program: Command): void {
@@ -7,7 +7,7 @@ export function register(program: Command): void {
     .description('stop at the next safe point and roll back what is not committed (a learner not yet promoted)')
     .requiredOption('--cluster <name>', 'the cluster name')
     .requiredOption('--reason <text>', 'why (recorded in the history)')
-    .option('--by <name>', 'who aborts', osUser())
+    .addOption(new Option('--by <name>', 'who aborts').default(osUser(), 'your user name'))
     .action(
       action<{ cluster: string; reason: string; by: string }>((steward, o, g) =>
         send(steward, g, o.cluster, 'abort', async (op) => {

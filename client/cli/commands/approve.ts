@@ -1,4 +1,4 @@
-import { type Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { CliError, EXIT, action, osUser, positiveInt, send } from '../shared';
 
 export function register(program: Command): void {
@@ -7,7 +7,7 @@ export function register(program: Command): void {
     .description('let the operation past the quorum gate of the batch waiting for approval')
     .requiredOption('--cluster <name>', 'the cluster name')
     .option('--batch <n>', 'the batch to approve, as numbered in status (1 = first); default: the one waiting now', positiveInt('--batch'))
-    .option('--by <name>', 'who approves', osUser())
+    .addOption(new Option('--by <name>', 'who approves').default(osUser(), 'your user name'))
     .option('--comment <text>', 'recorded with the approval')
     .action(
       action<{ cluster: string; batch?: number; by: string; comment?: string }>((steward, o, g) =>

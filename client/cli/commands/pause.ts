@@ -1,4 +1,4 @@
-import { type Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { action, osUser, send } from '../shared';
 
 export function register(program: Command): void {
@@ -7,7 +7,7 @@ export function register(program: Command): void {
     .description('hold the operation at its next gate until resumed')
     .requiredOption('--cluster <name>', 'the cluster name')
     .option('--reason <text>', 'why')
-    .option('--by <name>', 'who pauses', osUser())
+    .addOption(new Option('--by <name>', 'who pauses').default(osUser(), 'your user name'))
     .action(
       action<{ cluster: string; reason?: string; by: string }>((steward, o, g) =>
         send(steward, g, o.cluster, 'pause', async (op) => {

@@ -1,4 +1,4 @@
-import { type Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { action, osUser, send } from '../shared';
 
 export function register(program: Command): void {
@@ -6,7 +6,7 @@ export function register(program: Command): void {
     .command('resume')
     .description('release a paused operation')
     .requiredOption('--cluster <name>', 'the cluster name')
-    .option('--by <name>', 'who resumes', osUser())
+    .addOption(new Option('--by <name>', 'who resumes').default(osUser(), 'your user name'))
     .action(
       action<{ cluster: string; by: string }>((steward, o, g) =>
         send(steward, g, o.cluster, 'resume', async (op) => {
