@@ -1,7 +1,7 @@
 /** Shared set-up for integration tests: a Temporal dev server, an in-process worker, a client. */
 import { execFile } from 'node:child_process';
 import { after, before } from 'node:test';
-import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -256,4 +256,30 @@ export function causeChain(e: unknown): string {
   const parts: string[] = [];
   for (let x: unknown = e; x instanceof Error; x = (x as { cause?: unknown }).cause) parts.push(x.message);
   return parts.join(' <- ') || String(e);
+}
+
+/** Whether process `pid` holds a listening TCP socket on `port` (from /proc, without connecting). */
+export function listensOn(pid: number, port: number): boolean {
+  let inodes: string[];
+  try {
+    inodes = readdirSync(`/proc/${pid}/fd`)
+      .map((fd) => {
+        try {
+          return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((x): x is string => !!x);
+  } catch {
+    return false;
+  }
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return ['/proc/net/tcp', '/proc/net/tcp6'].some((f) =>
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
+      .some((c) => c[3] === '0A' && c[1]?.endsWith(`:${hexPort}`) && inodes.includes(c[9] ?? '')),
+  );
 }

@@ -1,40 +1,15 @@
 // Integration: scaleOut on real etcd, real sshd, real TLS, a real Temporal dev server.
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Bed } from '../testbed';
 import { WriteLoad } from '../testbed/load';
 import { memberPaths } from '../spec/cluster';
 import { parseEnvFile } from '../activities/envfile';
-import { MembershipSampler, causeChain, decodedHistoryText, recordHistory, startStack, waitFor, type Stack } from './helpers';
+import { MembershipSampler, causeChain, decodedHistoryText, listensOn, recordHistory, startStack, waitFor, type Stack } from './helpers';
 
 const NEW = ['etcd4', 'etcd5'];
 
-/** Whether process `pid` holds a listening TCP socket on `port` (from /proc, without connecting). */
-function listensOn(pid: number, port: number): boolean {
-  let inodes: string[];
-  try {
-    inodes = readdirSync(`/proc/${pid}/fd`)
-      .map((fd) => {
-        try {
-          return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
-        } catch {
-          return undefined;
-        }
-      })
-      .filter((x): x is string => !!x);
-  } catch {
-    return false;
-  }
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  return ['/proc/net/tcp', '/proc/net/tcp6'].some((f) =>
-    readFileSync(f, 'utf8')
-      .split('\n')
-      .slice(1)
-      .map((l) => l.trim().split(/\s+/))
-      .some((c) => c[3] === '0A' && c[1]?.endsWith(`:${hexPort}`) && inodes.includes(c[9] ?? '')),
-  );
-}
 
 function envOf(bed: Bed, name: string): Record<string, string> {
   return parseEnvFile(readFileSync(memberPaths(bed.spec, name).envFile, 'utf8'));
