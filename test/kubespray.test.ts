@@ -287,6 +287,24 @@ describe('the CLI with --inventory, on a real bed', () => {
     assert.deepEqual(['etcd1', 'etcd2', 'etcd3', 'etcd4'].map((n) => bed.etcdPid(n)), pids, 'a member that stays was restarted');
   });
 
+  it('scale-in --inventory EDITED --from-inventory DEPLOYED: removes the etcd hosts the edit took out (node4), 4 → 3', async () => {
+    const text = (hosts: number[]) => {
+      const all = execFileSync('cat', [f('inventory.ini')], { encoding: 'utf8' }).split('\n');
+      return all.filter((l) => !hosts.some((i) => new RegExp(`^node${i}\\b`).test(l))).join('\n');
+    };
+    writeFileSync(f('deployed.ini'), text([5])); // as the cluster runs now: node1..node4
+    writeFileSync(f('edited.ini'), text([4, 5])); // node4 taken out
+    const pids = ['etcd1', 'etcd2', 'etcd3'].map((n) => bed.etcdPid(n));
+    const args = ['--known-hosts', f('known_hosts'), '--overlay', f('overlay.json')];
+    const backwards = await cli(['scale-in', '--inventory', f('deployed.ini'), '--from-inventory', f('edited.ini'), ...args]);
+    assert.equal(backwards.code, 2, show(backwards));
+    assert.match(backwards.stderr, /etcd4 is in it but not in .*edited\.ini: a scale-in adds nothing \(scale-out --inventory does\)/, show(backwards));
+    const r = await cli(['scale-in', '--inventory', f('edited.ini'), '--from-inventory', f('deployed.ini'), ...args, '--wait']);
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /^completed: 3 voting members \(etcd1, etcd2, etcd3\); removed etcd4$/m, show(r));
+    assert.deepEqual(['etcd1', 'etcd2', 'etcd3'].map((n) => bed.etcdPid(n)), pids, 'a member that stays was restarted');
+  });
+
   it('bad option combinations exit 2 naming the fix', async () => {
     const both = await cli(['health', '--spec', 'x.yaml', ...inventoryArgs()]);
     assert.equal(both.code, 2, show(both));
