@@ -283,3 +283,11 @@ export function listensOn(pid: number, port: number): boolean {
       .some((c) => c[3] === '0A' && c[1]?.endsWith(`:${hexPort}`) && inodes.includes(c[9] ?? '')),
   );
 }
+
+/** The pid of `member`'s etcd once it listens on its client port: started, not caught up yet (a learner to freeze with SIGSTOP). */
+export function pidOnceListening(b: Bed, member: string): Promise<number> {
+  return waitFor(`${member} to listen on its client port`, () => {
+    const p = b.etcdPid(member);
+    return p !== null && listensOn(p, 2379) ? p : null;
+  }, 60_000, 5);
+}

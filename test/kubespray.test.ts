@@ -32,33 +32,33 @@ describe('known_hosts', () => {
   it('finds a host by plain, hashed and [host]:port names; prefers ed25519; never a revoked key; skips CA lines and negations', () => {
     const text = [
       '# comment',
-      `10.0.0.1,node1 ${RSA}`,
-      `10.0.0.1 ${ED}`,
-      `[10.0.0.2]:2222 ${ED2}`,
+      `203.0.113.1,node1 ${RSA}`,
+      `203.0.113.1 ${ED}`,
+      `[203.0.113.2]:2222 ${ED2}`,
       `@cert-authority *.example ${ED}`,
-      `@revoked 10.0.0.3 ${ED}`,
-      `10.0.0.3 ${ED}`,
-      `10.0.0.* ${ED2}`,
-      `!10.0.0.9,10.0.0.* ${RSA}`,
+      `@revoked 203.0.113.3 ${ED}`,
+      `203.0.113.3 ${ED}`,
+      `203.0.113.* ${ED2}`,
+      `!203.0.113.9,203.0.113.* ${RSA}`,
     ].join('\n');
-    assert.deepEqual(hostKeysFor(text, '10.0.0.1').keys.map((k) => k.key), [ED, ED2, RSA], 'ed25519 first (file order among them), each key once');
+    assert.deepEqual(hostKeysFor(text, '203.0.113.1').keys.map((k) => k.key), [ED, ED2, RSA], 'ed25519 first (file order among them), each key once');
     assert.deepEqual(hostKeysFor(text, 'node1').keys.map((k) => k.key), [RSA]);
-    assert.deepEqual(hostKeysFor(text, '10.0.0.2', 2222).keys.map((k) => k.key), [ED2]);
-    assert.deepEqual(hostKeysFor(text, '10.0.0.2').keys.map((k) => k.key), [ED2, RSA], 'port 22 is not [10.0.0.2]:2222; the wildcards match');
-    assert.deepEqual(hostKeysFor(text, '10.0.0.3').keys.map((k) => k.key), [ED2, RSA], 'the revoked key is never returned');
-    assert.equal(hostKeysFor(text, '10.0.0.3').revoked.length, 1);
-    assert.deepEqual(hostKeysFor(text, '10.0.0.9').keys.map((k) => k.key), [ED2], 'a negated pattern excludes the host from that line');
+    assert.deepEqual(hostKeysFor(text, '203.0.113.2', 2222).keys.map((k) => k.key), [ED2]);
+    assert.deepEqual(hostKeysFor(text, '203.0.113.2').keys.map((k) => k.key), [ED2, RSA], 'port 22 is not [203.0.113.2]:2222; the wildcards match');
+    assert.deepEqual(hostKeysFor(text, '203.0.113.3').keys.map((k) => k.key), [ED2, RSA], 'the revoked key is never returned');
+    assert.equal(hostKeysFor(text, '203.0.113.3').revoked.length, 1);
+    assert.deepEqual(hostKeysFor(text, '203.0.113.9').keys.map((k) => k.key), [ED2], 'a negated pattern excludes the host from that line');
     assert.deepEqual(hostKeysFor(text, 'host.example').keys, [], 'a @cert-authority line pins no host key');
 
     const dir = mkdtempSync(join(tmpdir(), 'etcd-steward-kh-'));
     try {
-      writeFileSync(join(dir, 'kh'), `10.0.0.1 ${ED}\n[10.0.0.2]:2222 ${ED2}\n`);
+      writeFileSync(join(dir, 'kh'), `203.0.113.1 ${ED}\n[203.0.113.2]:2222 ${ED2}\n`);
       hashKnownHosts(join(dir, 'kh'));
       const hashed = execFileSync('cat', [join(dir, 'kh')], { encoding: 'utf8' });
       assert.match(hashed, /^\|1\|/m, 'ssh-keygen -H did not hash');
-      assert.deepEqual(hostKeysFor(hashed, '10.0.0.1').keys.map((k) => k.key), [ED]);
-      assert.deepEqual(hostKeysFor(hashed, '10.0.0.2', 2222).keys.map((k) => k.key), [ED2]);
-      assert.deepEqual(hostKeysFor(hashed, '10.0.0.2').keys, []);
+      assert.deepEqual(hostKeysFor(hashed, '203.0.113.1').keys.map((k) => k.key), [ED]);
+      assert.deepEqual(hostKeysFor(hashed, '203.0.113.2', 2222).keys.map((k) => k.key), [ED2]);
+      assert.deepEqual(hostKeysFor(hashed, '203.0.113.2').keys, []);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -101,10 +101,10 @@ describe('Kubespray inventories, read by ansible-inventory', () => {
         '# ## different ip than the default iface',
         '# ## We should set etcd_member_name for etcd cluster. The node that is not a etcd member do not need to set the value.',
         '[all]',
-        'node1 ansible_host=192.0.2.11 ip=10.3.0.1 etcd_member_name=etcd1',
-        'node2 ansible_host=192.0.2.12  ip=10.3.0.2   # the second control-plane node',
-        'node3 ansible_host=192.0.2.13 ansible_port=2222 ansible_user=deploy ip=10.3.0.3 access_ip=10.4.0.3',
-        'node4 ansible_host=192.0.2.14 ip=10.3.0.4',
+        'node1 ansible_host=192.0.2.11 ip=198.51.100.1 etcd_member_name=etcd1',
+        'node2 ansible_host=192.0.2.12  ip=198.51.100.2   # the second control-plane node',
+        'node3 ansible_host=192.0.2.13 ansible_port=2222 ansible_user=deploy ip=198.51.100.3 access_ip=203.0.113.33',
+        'node4 ansible_host=192.0.2.14 ip=198.51.100.4',
         '',
         '[bastion]',
         '# bastion ansible_host=x.x.x.x ansible_user=some_user',
@@ -140,9 +140,9 @@ describe('Kubespray inventories, read by ansible-inventory', () => {
     assert.deepEqual(
       spec.members.map((m) => [m.name, m.address, m.peerURLs[0], m.clientURLs[0], m.certName, `${m.ssh.user}@${m.ssh.host}:${m.ssh.port}`, m.ssh.hostKey]),
       [
-        ['etcd1', '10.3.0.1', 'https://10.3.0.1:2380', 'https://10.3.0.1:2379', 'node1', 'ops@192.0.2.11:22', ED],
-        ['etcd2', '10.3.0.2', 'https://10.3.0.2:2380', 'https://10.3.0.2:2379', 'node2', 'ops@192.0.2.12:22', RSA],
-        ['etcd3', '10.4.0.3', 'https://10.4.0.3:2380', 'https://10.4.0.3:2379', 'node3', 'deploy@192.0.2.13:2222', ED2],
+        ['etcd1', '198.51.100.1', 'https://198.51.100.1:2380', 'https://198.51.100.1:2379', 'node1', 'ops@192.0.2.11:22', ED],
+        ['etcd2', '198.51.100.2', 'https://198.51.100.2:2380', 'https://198.51.100.2:2379', 'node2', 'ops@192.0.2.12:22', RSA],
+        ['etcd3', '203.0.113.33', 'https://203.0.113.33:2380', 'https://203.0.113.33:2379', 'node3', 'deploy@192.0.2.13:2222', ED2],
       ],
     );
     assert.deepEqual(spec.layout, { envFile: '/etc/etcd.env', certDir: '/etc/ssl/etcd/ssl', dataDir: '/srv/etcd', etcdBinary: '/usr/local/bin/etcd' });
@@ -157,7 +157,7 @@ describe('Kubespray inventories, read by ansible-inventory', () => {
         '  hosts:',
         '    cp-a:',
         '      ansible_host: 192.0.2.11',
-        '      ip: 10.0.0.1',
+        '      ip: 203.0.113.1',
         '    cp-b:',
         '      ansible_host: 192.0.2.12',
         '      etcd_member_name: etcd-b',
@@ -179,7 +179,7 @@ describe('Kubespray inventories, read by ansible-inventory', () => {
     const { spec, hosts } = load(file);
     assert.equal(clusterNameOf(file), 'lab');
     assert.deepEqual(hosts.map((h) => [h.host, h.member]), [['cp-a', 'etcd1'], ['cp-b', 'etcd-b'], ['cp-c', 'etcd3']]);
-    assert.deepEqual(spec.members.map((m) => m.address), ['10.0.0.1', '192.0.2.12', '192.0.2.14'], 'ip, else ansible_host');
+    assert.deepEqual(spec.members.map((m) => m.address), ['203.0.113.1', '192.0.2.12', '192.0.2.14'], 'ip, else ansible_host');
   });
 
   it('bad inventories: each problem with its file:line and the fix', () => {

@@ -6,7 +6,7 @@ import { Bed } from '../testbed';
 import { WriteLoad } from '../testbed/load';
 import { memberPaths } from '../spec/cluster';
 import { parseEnvFile } from '../activities/envfile';
-import { MembershipSampler, causeChain, decodedHistoryText, listensOn, recordHistory, startStack, waitFor, type Stack } from './helpers';
+import { MembershipSampler, causeChain, decodedHistoryText, pidOnceListening, recordHistory, startStack, waitFor, type Stack } from './helpers';
 
 const NEW = ['etcd4', 'etcd5'];
 
@@ -121,10 +121,7 @@ describe('scaleOut', () => {
     const op = await stack.steward.startScaleOut({ spec: b.spec, add: newMembers(b, ['etcd4']) });
     // Freeze the learner once its service has started (the supervisor's start returns when etcd
     // listens on its client port, before it has caught up), so the abort lands in catch-up.
-    const pid = await waitFor('etcd4 to listen on its client port', () => {
-      const p = b.etcdPid('etcd4');
-      return p !== null && listensOn(p, 2379) ? p : null;
-    }, 60_000, 5);
+    const pid = await pidOnceListening(b, 'etcd4');
     process.kill(pid, 'SIGSTOP');
     try {
       await waitFor('the catch-up step', async () => (await op.status()).phase === 'catch-up');

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { Bed } from '../testbed';
 import { WriteLoad } from '../testbed/load';
-import { listensOn, startStack, type Stack, waitFor } from './helpers';
+import { pidOnceListening, startStack, type Stack, waitFor } from './helpers';
 
 const TEMPORAL = { dir: '/tmp/etcd-steward-ui-temporal', port: 27253, uiPort: 28253 };
 const CHROMIUM = process.env.STEWARD_CHROMIUM ?? '/usr/bin/chromium';
@@ -136,10 +136,7 @@ describe('the Temporal Web UI, in a browser', { timeout: 600_000 }, () => {
     await load.stop();
     const op = await stack.steward.startScaleOut({ spec: specOf(['etcd1', 'etcd2', 'etcd3']), add: [Bed.memberInput(bed.host('etcd4'))] });
     // freeze the learner once it listens (before it has caught up), so the abort lands in catch-up
-    const pid = await waitFor('etcd4 to listen on its client port', () => {
-      const p = bed.etcdPid('etcd4');
-      return p !== null && listensOn(p, 2379) ? p : null;
-    }, 60_000, 5);
+    const pid = await pidOnceListening(bed, 'etcd4');
     process.kill(pid, 'SIGSTOP');
     try {
       await waitFor('the catch-up step', async () => (await op.status()).phase === 'catch-up');
