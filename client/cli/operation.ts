@@ -4,7 +4,8 @@
  * command (with --wait); commands/plan.ts makes `plan <name>` from the same definition, so a new
  * operation is one file and its dry run comes with it.
  */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { approvalPolicies } from '../../spec/operations';
 import type { Operation, PlanOperationRequest, StewardClient } from '../index';
 import { formatPlan } from './format';
 import { CliError, EXIT, type Output, action, causeMessage, emit, outputOption, started } from './shared';
@@ -61,4 +62,16 @@ export function registerOperation<O>(program: Command, def: OperationCommand<O>)
         (o) => def.prepare(o),
       ),
     );
+}
+
+/** The options every operation's gate takes: --approval and --gate-timeout. */
+export function gateOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
+    .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"');
+}
+
+/** The policy fields the options set (those given on the command line), for the request's validation. */
+export function policyFrom<O extends object, K extends keyof O>(o: O, keys: readonly K[]): Partial<Pick<O, K>> {
+  return Object.fromEntries(keys.filter((k) => Boolean(o[k])).map((k) => [k, o[k]])) as Partial<Pick<O, K>>;
 }

@@ -3,7 +3,7 @@ import { SpecError } from '../../../spec/cluster';
 import { approvalPolicies, parseReplaceMemberInput, replaceStrategies, retirePolicies } from '../../../spec/operations';
 import type { ReplaceMemberRequest } from '../../index';
 import { type ClusterSourceOptions, clusterSourceOptions, loadClusterSource, memberName } from '../clusterSource';
-import { type OperationCommand, registerOperation } from '../operation';
+import { type OperationCommand, gateOptions, policyFrom, registerOperation } from '../operation';
 import { readDoc } from '../shared';
 
 type Options = ClusterSourceOptions & {
@@ -22,14 +22,14 @@ export const replace: OperationCommand<Options> = {
   name: 'replace',
   description: 'replace one member by a new one without losing quorum: add first when the old one answers, remove first when it is down or the new one takes its name or address',
   options: (cmd: Command) =>
-    clusterSourceOptions(cmd)
-      .requiredOption('--member <name>', 'the member to replace (with --inventory: its member name or inventory hostname)')
-      .option('--with <file>', 'the new member: a YAML or JSON object shaped like a spec member (the old name on a rebuilt host is allowed)')
-      .option('--with-host <host>', "with --inventory, instead of --with: the new member's inventory hostname (listed in the etcd group beside the old one; the old one's own host when it was rebuilt)")
-      .addOption(new Option('--strategy <order>', 'remove-first, add-first, or auto (decided from live health and the etcd version)').choices(replaceStrategies))
-      .addOption(new Option('--retire <what>', "what becomes of the old member's data dir: moved aside with a timestamp (keep) or deleted (wipe)").choices(retirePolicies))
-      .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
-      .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
+    gateOptions(
+      clusterSourceOptions(cmd)
+        .requiredOption('--member <name>', 'the member to replace (with --inventory: its member name or inventory hostname)')
+        .option('--with <file>', 'the new member: a YAML or JSON object shaped like a spec member (the old name on a rebuilt host is allowed)')
+        .option('--with-host <host>', "with --inventory, instead of --with: the new member's inventory hostname (listed in the etcd group beside the old one; the old one's own host when it was rebuilt)")
+        .addOption(new Option('--strategy <order>', 'remove-first, add-first, or auto (decided from live health and the etcd version)').choices(replaceStrategies))
+        .addOption(new Option('--retire <what>', "what becomes of the old member's data dir: moved aside with a timestamp (keep) or deleted (wipe)").choices(retirePolicies)),
+    )
       .option('--catch-up-timeout <duration>', 'how long the new learner may take to catch up before it is rolled back')
       .option('--step-timeout <duration>', 'deadline of each step, retries included'),
   prepare: (o) => {
@@ -50,14 +50,7 @@ export const replace: OperationCommand<Options> = {
       spec,
       replace: old,
       with: neu,
-      policy: {
-        ...(o.strategy ? { strategy: o.strategy } : {}),
-        ...(o.retire ? { retire: o.retire } : {}),
-        ...(o.approval ? { approval: o.approval } : {}),
-        ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
-        ...(o.catchUpTimeout ? { catchUpTimeout: o.catchUpTimeout } : {}),
-        ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
-      },
+      policy: policyFrom(o, ['strategy', 'retire', 'approval', 'gateTimeout', 'catchUpTimeout', 'stepTimeout'] as const),
     });
     return () => Promise.resolve({ operation: 'replaceMember', request: input });
   },

@@ -1,8 +1,8 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { approvalPolicies, parseRollingRestartInput } from '../../../spec/operations';
 import type { RollingRestartRequest } from '../../index';
 import { type ClusterSourceOptions, clusterSourceOptions, loadClusterSource, memberName } from '../clusterSource';
-import { type OperationCommand, registerOperation } from '../operation';
+import { type OperationCommand, gateOptions, policyFrom, registerOperation } from '../operation';
 import { collect, collectSet, positiveInt } from '../shared';
 
 type Options = ClusterSourceOptions & {
@@ -22,15 +22,15 @@ export const restart: OperationCommand<Options> = {
   name: 'restart',
   description: 'rolling restart: members in quorum-safe batches decided from live health, followers first, the leader last after MoveLeader',
   options: (cmd: Command) =>
-    clusterSourceOptions(cmd)
-      .requiredOption('--reason <text>', 'why the members are restarted (shown to operators)')
-      .option('--members <names>', 'comma-separated members to restart, by member name or (with --inventory) inventory hostname (default: all)')
-      .option('--set <KEY=value>', 'set an env-file variable on each member while it is stopped (repeatable)', collectSet)
-      .option('--unset <KEY>', 'remove an env-file variable on each member while it is stopped (repeatable)', collect)
-      .option('--binary <path>', "a rolling upgrade: the new etcd binary, already on each member's host at this path ({name}: the member's name), installed at layout.etcdBinary while the member is stopped")
-      .option('--max-unavailable <n>', "at most this many members down at once (the cluster's failure tolerance still bounds it)", positiveInt('--max-unavailable'))
-      .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
-      .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
+    gateOptions(
+      clusterSourceOptions(cmd)
+        .requiredOption('--reason <text>', 'why the members are restarted (shown to operators)')
+        .option('--members <names>', 'comma-separated members to restart, by member name or (with --inventory) inventory hostname (default: all)')
+        .option('--set <KEY=value>', 'set an env-file variable on each member while it is stopped (repeatable)', collectSet)
+        .option('--unset <KEY>', 'remove an env-file variable on each member while it is stopped (repeatable)', collect)
+        .option('--binary <path>', "a rolling upgrade: the new etcd binary, already on each member's host at this path ({name}: the member's name), installed at layout.etcdBinary while the member is stopped")
+        .option('--max-unavailable <n>', "at most this many members down at once (the cluster's failure tolerance still bounds it)", positiveInt('--max-unavailable')),
+    )
       .option('--ready-timeout <duration>', 'how long a restarted member may take to answer and catch up')
       .option('--step-timeout <duration>', 'deadline of each restart step, retries included'),
   prepare: (o) => {
@@ -41,13 +41,7 @@ export const restart: OperationCommand<Options> = {
       ...(o.members ? { members: o.members.split(',').map((x) => memberName(source, x.trim())).filter(Boolean) } : {}),
       ...(o.set || o.unset ? { change: { set: o.set ?? {}, unset: o.unset ?? [] } } : {}),
       ...(o.binary !== undefined ? { binary: o.binary } : {}),
-      policy: {
-        ...(o.maxUnavailable ? { maxUnavailable: o.maxUnavailable } : {}),
-        ...(o.approval ? { approval: o.approval } : {}),
-        ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
-        ...(o.readyTimeout ? { readyTimeout: o.readyTimeout } : {}),
-        ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
-      },
+      policy: policyFrom(o, ['maxUnavailable', 'approval', 'gateTimeout', 'readyTimeout', 'stepTimeout'] as const),
     });
     return () => Promise.resolve({ operation: 'rollingRestart', request: input });
   },

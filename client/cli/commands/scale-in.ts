@@ -3,7 +3,7 @@ import { SpecError } from '../../../spec/cluster';
 import { approvalPolicies, parseScaleInInput, retirePolicies } from '../../../spec/operations';
 import type { ScaleInRequest } from '../../index';
 import { type ClusterSourceOptions, clusterSourceOptions, loadClusterSource, memberName } from '../clusterSource';
-import { type OperationCommand, registerOperation } from '../operation';
+import { type OperationCommand, gateOptions, policyFrom, registerOperation } from '../operation';
 
 type Options = ClusterSourceOptions & { remove?: string; fromInventory?: string; retire?: (typeof retirePolicies)[number]; approval?: (typeof approvalPolicies)[number]; gateTimeout?: string; stepTimeout?: string };
 
@@ -11,15 +11,15 @@ export const scaleIn: OperationCommand<Options> = {
   name: 'scale-in',
   description: 'remove members one per batch without losing quorum: down members first, the leader last after MoveLeader; nothing that stays is restarted',
   options: (cmd: Command) =>
-    clusterSourceOptions(cmd)
-      .option(
-        '--remove <names>',
-        "comma-separated members to remove, by member name or (with --inventory) inventory hostname; with an inventory, remove them while their hosts are still listed (as with Kubespray's remove-node.yml -e node=…), then take them out of it",
-      )
-      .option('--from-inventory <file>', 'instead of --remove, with --inventory (the edited one): the inventory the cluster was deployed with; the etcd hosts it lists that --inventory no longer does are removed')
-      .addOption(new Option('--retire <what>', "what becomes of a removed member's data dir: moved aside with a timestamp (keep) or deleted (wipe)").choices(retirePolicies))
-      .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
-      .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
+    gateOptions(
+      clusterSourceOptions(cmd)
+        .option(
+          '--remove <names>',
+          "comma-separated members to remove, by member name or (with --inventory) inventory hostname; with an inventory, remove them while their hosts are still listed (as with Kubespray's remove-node.yml -e node=…), then take them out of it",
+        )
+        .option('--from-inventory <file>', 'instead of --remove, with --inventory (the edited one): the inventory the cluster was deployed with; the etcd hosts it lists that --inventory no longer does are removed')
+        .addOption(new Option('--retire <what>', "what becomes of a removed member's data dir: moved aside with a timestamp (keep) or deleted (wipe)").choices(retirePolicies)),
+    )
       .option('--step-timeout <duration>', 'deadline of each step, retries included'),
   prepare: (o) => {
     if ((o.remove === undefined) === (o.fromInventory === undefined)) throw new SpecError('options', ['the members to remove: give --remove NAMES, or --from-inventory OLD (with --inventory NEW, the edited inventory)']);
@@ -38,12 +38,7 @@ export const scaleIn: OperationCommand<Options> = {
     const input = parseScaleInInput({
       spec: source.spec,
       remove,
-      policy: {
-        ...(o.retire ? { retire: o.retire } : {}),
-        ...(o.approval ? { approval: o.approval } : {}),
-        ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
-        ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
-      },
+      policy: policyFrom(o, ['retire', 'approval', 'gateTimeout', 'stepTimeout'] as const),
     });
     return () => Promise.resolve({ operation: 'scaleIn', request: input });
   },

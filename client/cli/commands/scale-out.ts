@@ -1,19 +1,14 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { SpecError } from '../../../spec/cluster';
 import { type ScaleOutInput, approvalPolicies, parseScaleOutInput } from '../../../spec/operations';
 import type { ScaleOutRequest, StewardClient } from '../../index';
 import { type ClusterSource, type ClusterSourceOptions, clusterSourceOptions, describeMember, loadClusterSource } from '../clusterSource';
-import { type OperationCommand, registerOperation } from '../operation';
+import { type OperationCommand, gateOptions, policyFrom, registerOperation } from '../operation';
 import { CliError, causeMessage, readDoc } from '../shared';
 
 type Options = ClusterSourceOptions & { add?: string; approval?: (typeof approvalPolicies)[number]; gateTimeout?: string; catchUpTimeout?: string; stepTimeout?: string };
 
-const policyOf = (o: Options) => ({
-  ...(o.approval ? { approval: o.approval } : {}),
-  ...(o.gateTimeout ? { gateTimeout: o.gateTimeout } : {}),
-  ...(o.catchUpTimeout ? { catchUpTimeout: o.catchUpTimeout } : {}),
-  ...(o.stepTimeout ? { stepTimeout: o.stepTimeout } : {}),
-});
+const policyOf = (o: Options) => policyFrom(o, ['approval', 'gateTimeout', 'catchUpTimeout', 'stepTimeout'] as const);
 
 /**
  * With an inventory and no --add: the members to add are the etcd hosts of the inventory the
@@ -46,10 +41,10 @@ export const scaleOut: OperationCommand<Options> = {
   description: 'add members to a cluster, one at a time as learners (prints the plan first)',
   planFirst: true,
   options: (cmd: Command) =>
-    clusterSourceOptions(cmd)
-      .option('--add <file>', 'the members to add: a YAML or JSON list, each shaped like a spec member (with --inventory it may be left out: the etcd hosts the live cluster does not have are added)')
-      .addOption(new Option('--approval <when>', 'when the quorum gate waits for an operator to approve').choices(approvalPolicies))
-      .option('--gate-timeout <duration>', 'how long the gate may wait for a healthy cluster, e.g. "10 minutes"')
+    gateOptions(
+      clusterSourceOptions(cmd)
+        .option('--add <file>', 'the members to add: a YAML or JSON list, each shaped like a spec member (with --inventory it may be left out: the etcd hosts the live cluster does not have are added)'),
+    )
       .option('--catch-up-timeout <duration>', 'how long a learner may take to catch up before it is rolled back')
       .option('--step-timeout <duration>', 'deadline of each other step, retries included'),
   prepare: (o) => {
