@@ -13,13 +13,15 @@ import { memberEnv, parseEnvFile, parseSetEnvVarOutput, renderEnvFile, initialCl
 import { type ExecResult, type SshIdentity, type SshTarget, SshError, sshExec, sshRun, shq } from './ssh';
 
 export function sshTarget(m: Member): SshTarget {
-  return { name: m.name, host: m.ssh.host, port: m.ssh.port, user: m.ssh.user, hostKey: m.ssh.hostKey };
+  return { name: m.name, host: m.ssh.host, port: m.ssh.port, user: m.ssh.user, hostKey: m.ssh.hostKey, ...(m.ssh.become ? { become: m.ssh.become } : {}), ...(m.ssh.via ? { via: m.ssh.via } : {}) };
 }
 
 /** SSH errors that no retry can fix become non-retryable activity failures; the rest stay retryable. */
 export function classifySsh<T>(p: Promise<T>): Promise<T> {
   return p.catch((e: unknown) => {
-    if (e instanceof SshError && (e.kind === 'host-key-mismatch' || e.kind === 'auth')) throw ApplicationFailure.nonRetryable(e.message, e.kind === 'auth' ? FailureType.SshAuth : FailureType.SshHostKeyMismatch);
+    if (e instanceof SshError && (e.kind === 'host-key-mismatch' || e.kind === 'auth' || e.kind === 'sudo')) {
+      throw ApplicationFailure.nonRetryable(e.message, e.kind === 'auth' ? FailureType.SshAuth : e.kind === 'sudo' ? FailureType.SshSudo : FailureType.SshHostKeyMismatch);
+    }
     throw e;
   });
 }

@@ -23,10 +23,25 @@ import { failureTolerance, quorum } from '../common/quorum';
 import { type ClusterObservation, type EtcdCredentials, type ListedMember, observeCluster } from './etcd';
 import { checkBinaryChange, minorOf, mixedVersionsWarning, oldestVersionProblem } from '../common/versions';
 import { sshTarget } from './host';
+import type { HostAccess } from '../common/access';
 import { MARK, noStdin, section } from './restart';
 import { type SshIdentity, SshError, sshExec, shq } from './ssh';
 
+/** The access of each member whose preflight checks ran (once per member). */
+function accessReport(runs: [Member, PromiseSettledResult<unknown>][]): HostAccess[] {
+  const out = new Map<string, HostAccess>();
+  for (const [m, r] of runs) {
+    if (r.status !== 'fulfilled' || out.has(m.name)) continue;
+    out.set(m.name, { member: m.name, user: m.ssh.user, via: (m.ssh.via ?? []).map((j) => `${j.host}:${j.port}`), sudo: m.ssh.become === 'sudo' });
+  }
+  return [...out.values()];
+}
+
+const zip = <A, B>(a: A[], b: B[]): [A, B][] => a.map((x, i) => [x, b[i]!]);
+
 export interface ScaleOutPlan {
+  /** How each host was reached (user, bastion, sudo). */
+  access?: HostAccess[];
   /** Voting members before and after. */
   from: number;
   to: number;
@@ -37,6 +52,8 @@ export interface ScaleOutPlan {
 }
 
 export interface RollingRestartPlan {
+  /** How each host was reached (user, bastion, sudo). */
+  access?: HostAccess[];
   /** The members to restart, as requested (every member of the spec when none was named). */
   members: string[];
   warnings: string[];
@@ -47,6 +64,8 @@ export interface RollingRestartPlan {
 }
 
 export interface ScaleInPlan {
+  /** How each host was reached (user, bastion, sudo). */
+  access?: HostAccess[];
   /** Voting members before and after. */
   from: number;
   to: number;
@@ -58,6 +77,8 @@ export interface ScaleInPlan {
 }
 
 export interface ReplacePlan {
+  /** How each host was reached (user, bastion, sudo). */
+  access?: HostAccess[];
   strategy: ReplaceOrder;
   /** Why that order, for people. */
   why: string;
@@ -141,7 +162,7 @@ function caFilesScript(caDir: string): string {
 
 /** SSH errors no retry fixes (wrong host key, login refused) become problems; the rest (unreachable) are rethrown, retryable. */
 function recordHostProblem(problems: string[], e: unknown, who: string): void {
-  if (e instanceof SshError && (e.kind === 'host-key-mismatch' || e.kind === 'auth')) problems.push(`${who}: ${e.message}`);
+  if (e instanceof SshError && (e.kind === 'host-key-mismatch' || e.kind === 'auth' || e.kind === 'sudo')) problems.push(`${who}: ${e.message}`);
   else throw e;
 }
 
@@ -223,7 +244,8 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       if (to % 2 === 0) warnings.push(`the target size ${to} is even: it tolerates ${to - quorum(to)} failure(s), as ${to - 1} members would, with a larger quorum (${quorum(to)})`);
       const mixedOut = mixedVersionsWarning(observed);
       if (mixedOut) warnings.push(mixedOut);
-      return { from, to, batches: add.map((m) => ({ member: m.name, address: m.address })), warnings, adoptedLearners: adopted };
+      const access = accessReport([...zip(spec.members, specR), ...zip(add, addR)]);
+      return { from, to, batches: add.map((m) => ({ member: m.name, address: m.address })), warnings, adoptedLearners: adopted, access };
     },
 
     /**
@@ -267,7 +289,7 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       if (remove.includes(spec.ca.host)) {
         warnings.push(`the CA lives on ${spec.ca.host} (spec ca.host), which is being removed: copy ${expand(spec.ca.dir, spec.ca.host)}/ca.pem and ca-key.pem to a member that stays and set ca.host to it before the next scale-out`);
       }
-      return { from, to, order: projectRemovalOrder(o, remove), down, warnings };
+      return { from, to, order: projectRemovalOrder(o, remove), down, warnings, access: accessReport(zip(staying, hostR)) };
     },
 
     /**
@@ -336,7 +358,8 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       if (mixedReplace) warnings.push(mixedReplace);
       if (caHost.name === replace) warnings.push(`the CA lives on ${replace} (spec ca.host), which is being replaced: copy ${caDir}/ca.pem and ca-key.pem to a member that stays and set ca.host to it before the next operation`);
       const oldDown = !o.statuses.find((x) => x.name === replace)?.ok;
-      return { strategy: d.strategy, why: d.why, version: d.version, oldDown, adoptedLearner, warnings };
+      const access = accessReport([...zip(staying, stayR), ...zip(caHost.name === replace ? [caHost] : [], caR), [neu, newR[0]!]]);
+      return { strategy: d.strategy, why: d.why, version: d.version, oldDown, adoptedLearner, warnings, access };
     },
 
     /**
@@ -433,7 +456,8 @@ export function preflightActivities(ssh: SshIdentity, creds: EtcdCredentials) {
       if (n % 2 === 0) warnings.push(`the cluster has ${n} voting members, an even number: it tolerates ${failureTolerance(n)} member(s) down, as ${n - 1} members would; no batch takes more than that down`);
       for (const name of down) warnings.push(`${name} is not running now: it will be restarted first (it counts as down already, so no other member is stopped alongside it)`);
       if (down.length > failureTolerance(n)) warnings.push(`${down.length} of ${n} members are down, more than the ${failureTolerance(n)} the cluster tolerates: quorum is lost until they are back`);
-      return { members, warnings, down, ...(binaries ? { binaries } : {}) };
+      const access = accessReport(zip(members.map((name) => findMember(spec, name)), hostR));
+      return { members, warnings, down, ...(binaries ? { binaries } : {}), access };
     },
   };
 }

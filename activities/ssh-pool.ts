@@ -18,6 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 
 /** Where a host's sshd is and which key it must present. */
@@ -29,6 +30,46 @@ export interface SshTarget {
   user: string;
   /** `ssh-ed25519 AAAA...` or `SHA256:...` */
   hostKey: string;
+  /**
+   * `sudo`: every command runs as root through `sudo -n` (non-interactive: a password prompt is an
+   * error naming the sudoers entry needed, see SUDO_COMMAND). Absent: commands run as `user`.
+   */
+  become?: 'sudo';
+  /**
+   * Jump hosts, outermost first (OpenSSH's ProxyJump): the connection to this host is a tunnel
+   * (direct-tcpip) through a pooled connection to the last one, itself reached through the ones
+   * before it. Each is verified against its own pin, like any host, before authenticating.
+   */
+  via?: JumpHost[];
+  /** Where the pin is written, for messages (default `ssh.hostKey`). */
+  pinnedAt?: string;
+}
+
+/** A bastion on the way to a host: where its sshd is, as whom to log in, which key it must present. */
+export interface JumpHost {
+  host: string;
+  port: number;
+  user: string;
+  hostKey: string;
+}
+
+/**
+ * What a command becomes under `become: sudo`: the script runs as root in bash, its standard input
+ * passed through. The sudoers entry it needs is exactly one command (see sudoersLine).
+ */
+export const SUDO_SHELL = '/bin/bash';
+export function sudoCommand(command: string): string {
+  return `sudo -n -- ${SUDO_SHELL} -c '${command.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The sudoers line that lets `user` run our commands without a password. */
+export function sudoersLine(user: string): string {
+  return `${user} ALL=(root) NOPASSWD: ${SUDO_SHELL}`;
+}
+
+/** How a host is reached, for messages: `user@host:port`, then ` via bastion h:p` for each jump host. */
+export function describeAccess(target: Pick<SshTarget, 'user' | 'host' | 'port' | 'via'>): string {
+  return `${target.user}@${target.host}:${target.port}${(target.via ?? []).map((j) => ` via bastion ${j.host}:${j.port}`).join('')}`;
 }
 
 /** The worker's SSH identity (worker configuration, never part of a workflow payload). */
@@ -54,7 +95,7 @@ export interface ExecOptions {
 export class SshError extends Error {
   constructor(
     message: string,
-    readonly kind: 'unreachable' | 'host-key-mismatch' | 'auth' | 'timeout' | 'protocol',
+    readonly kind: 'unreachable' | 'host-key-mismatch' | 'auth' | 'timeout' | 'protocol' | 'sudo',
   ) {
     super(message);
     this.name = 'SshError';
@@ -153,6 +194,10 @@ class Connection {
   retired = false;
   /** Channel slots held. */
   active = 0;
+  /** Tunnels (direct-tcpip channels) open through it to other hosts: sshd's MaxSessions does not count them, so neither do we, but it is in use while they are. */
+  tunnels = 0;
+  /** The connection this one is tunnelled through, if any. */
+  jump: Connection | undefined;
   /** Exec channels opened on it so far. */
   uses = 0;
   lastUsed = Date.now();
@@ -170,15 +215,19 @@ class Connection {
     target: SshTarget,
     identity: SshIdentity,
     readyTimeoutMs: number,
+    /** For a host behind a bastion: opens the tunnel the connection runs over (its failure is the connection's). */
+    tunnel?: () => Promise<{ sock: Duplex; jump: Connection }>,
   ) {
     const expected = pinFingerprint(target.hostKey);
     let presented: string | undefined;
     let resolveClosed!: () => void;
+    let rejectReady!: (e: SshError) => void;
     this.closed = new Promise<void>((r) => (resolveClosed = r));
     this.ready = new Promise<void>((resolve, reject) => {
+      rejectReady = reject;
       this.client.on('error', (err: Error & { level?: string; code?: string }) => {
         if (this.state === 'connecting') {
-          this.failure = classifyConnectError(err, presented, expected, target.user);
+          this.failure = classifyConnectError(err, presented, expected, target.user, target.pinnedAt ?? 'ssh.hostKey');
           this.state = 'closed';
           reject(this.failure);
         } else {
@@ -199,6 +248,7 @@ class Connection {
         }
         this.state = 'closed';
         clearTimeout(this.idleTimer);
+        this.releaseJump();
         // Commands waiting for a channel on it go find another connection.
         for (const w of this.slotWaiters.splice(0)) w(false);
         resolveClosed();
@@ -209,8 +259,7 @@ class Connection {
     this.ready.catch(() => undefined);
 
     const config: ConnectConfig = {
-      host: target.host,
-      port: target.port,
+      ...(tunnel ? {} : { host: target.host, port: target.port }),
       username: target.user,
       privateKey: identity.privateKey,
       passphrase: identity.passphrase,
@@ -223,7 +272,27 @@ class Connection {
       // RSA keys pinned by its RSA key must not present the ed25519 one and be refused).
       ...(pinnedAlgorithms(target.hostKey) ? { algorithms: { serverHostKey: pinnedAlgorithms(target.hostKey)! } } : {}),
     };
-    this.client.connect(config);
+    if (!tunnel) {
+      this.client.connect(config);
+      return;
+    }
+    tunnel().then(
+      ({ sock, jump }) => {
+        this.jump = jump;
+        if (this.wantRef) jump.holdRef(true);
+        if (this.state !== 'connecting') sock.destroy();
+        else this.client.connect({ ...config, sock });
+      },
+      (e: unknown) => {
+        // The bastion refused (its key, our login) or could not reach the host: that is this connection's failure.
+        const err = e instanceof SshError ? e : new SshError(String((e as Error)?.message ?? e), 'unreachable');
+        this.failure = (where) => new SshError(`${where}: ${err.message}`, err.kind);
+        this.state = 'closed';
+        rejectReady(this.failure(target.name));
+        resolveClosed();
+        this.onClosed();
+      },
+    );
   }
 
   /** The failure of a connection that never became ready, worded for `where`. */
@@ -239,12 +308,45 @@ class Connection {
     return (this.client as unknown as { _sock?: Socket })._sock;
   }
 
-  /** An idle connection must not keep the process alive; one in use must. */
+  private wantRef = false;
+  /** Connections tunnelled through this one that are in use. */
+  private refHolders = 0;
+
+  /** An idle connection must not keep the process alive; one in use must (and so must the bastion it goes through). */
   setRef(on: boolean): void {
+    if (on === this.wantRef) return this.applyRef();
+    const before = this.inUse;
+    this.wantRef = on;
+    this.applyRef(before);
+  }
+
+  /** A tunnelled connection through this one started or stopped being in use. */
+  holdRef(on: boolean): void {
+    const before = this.inUse;
+    this.refHolders += on ? 1 : -1;
+    this.applyRef(before);
+  }
+
+  private get inUse(): boolean {
+    return this.wantRef || this.refHolders > 0;
+  }
+
+  private applyRef(before = this.inUse): void {
+    if (this.jump) {
+      if (before !== this.inUse) this.jump.holdRef(this.inUse);
+      return;
+    }
     const s = this.socket();
     if (!s || s.destroyed) return;
-    if (on) s.ref();
+    if (this.inUse) s.ref();
     else s.unref();
+  }
+
+  /** Gives back what it held on its bastion's connection (once). */
+  releaseJump(): void {
+    if (this.jump && this.inUse) this.jump.holdRef(false);
+    this.wantRef = false;
+    this.refHolders = 0;
   }
 
   /** Closes it: politely, then (after `graceMs`, or at once with 0) by destroying the socket. */
@@ -263,16 +365,19 @@ class Connection {
   }
 }
 
-function classifyConnectError(err: Error & { level?: string; code?: string }, presented: string | undefined, expected: string, user: string): ConnectFailure {
+function classifyConnectError(err: Error & { level?: string; code?: string }, presented: string | undefined, expected: string, user: string, pinnedAt: string): ConnectFailure {
   if (presented !== undefined && presented !== expected) {
     return (where) =>
       new SshError(
         `${where}: host key does not match its pin: the host presented ${presented}, the cluster spec pins ${expected}. ` +
-          'If the host was rebuilt on purpose, check its new key out of band and update ssh.hostKey in the cluster spec; otherwise do not connect.',
+          `If the host was rebuilt on purpose, check its new key out of band and update ${pinnedAt} in the cluster spec; otherwise do not connect.`,
         'host-key-mismatch',
       );
   }
-  if (err.level === 'client-authentication') return (where) => new SshError(`${where}: login refused (publickey): is the worker's public key in ${user}'s authorized_keys on that host?`, 'auth');
+  if (err.level === 'client-authentication') {
+    const root = user === 'root' ? " Or its sshd refuses root logins (PermitRootLogin): then log in as a user with sudo (ssh.user, and ssh.become: sudo)." : '';
+    return (where) => new SshError(`${where}: login refused (publickey): is the worker's public key in ${user}'s authorized_keys on that host?${root}`, 'auth');
+  }
   if (err.level === 'client-timeout') return (where) => new SshError(`${where}: SSH handshake timed out`, 'timeout');
   if (err.code !== undefined || err.level === 'client-socket') return (where) => new SshError(`${where}: cannot reach sshd: ${err.message}`, 'unreachable');
   return (where) => new SshError(`${where}: ${err.message}`, 'protocol');
@@ -347,8 +452,27 @@ function identityKey(id: SshIdentity): string {
 
 /** What makes a verified session: where, as whom, with which identity, verified against which key. */
 export function poolKey(target: SshTarget, identity: SshIdentity): string {
-  return `${target.user}@${target.host}:${target.port} ${pinFingerprint(target.hostKey)} ${identityKey(identity)}`;
+  const via = (target.via ?? []).map((j) => ` via ${j.user}@${j.host}:${j.port} ${pinFingerprint(j.hostKey)}`).join('');
+  return `${target.user}@${target.host}:${target.port} ${pinFingerprint(target.hostKey)}${via} ${identityKey(identity)}`;
 }
+
+/** The pool's view of a target's last jump host: a target itself, reached through the jump hosts before it. */
+function jumpTarget(target: SshTarget): SshTarget {
+  const via = target.via!;
+  const hop = via[via.length - 1]!;
+  return {
+    name: `bastion ${hop.host}:${hop.port}`,
+    host: hop.host,
+    port: hop.port,
+    user: hop.user,
+    hostKey: hop.hostKey,
+    pinnedAt: `ssh.via[${via.length - 1}].hostKey`,
+    ...(via.length > 1 ? { via: via.slice(0, -1) } : {}),
+  };
+}
+
+/** sudo's own refusals (it ran nothing): no sudoers entry, or one that wants a password. */
+const SUDO_REFUSED = /^sudo: (a password is required|a terminal is required|sorry, you must have a tty|.*is not in the sudoers file|.*is not allowed to execute)/im;
 
 export class SshPool {
   readonly idleMs: number;
@@ -405,14 +529,25 @@ export class SshPool {
   /** Runs one command on a host and returns its exit status and output (it does not throw on non-zero exit). */
   async exec(target: SshTarget, identity: SshIdentity, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const timeoutMs = opts.timeoutMs ?? 60_000;
-    const where = `${target.name} (${target.user}@${target.host}:${target.port})`;
+    const where = `${target.name} (${describeAccess(target)})`;
     const key = poolKey(target, identity);
     this.counters.commands++;
     const run = new CommandRun(timeoutMs, () => new SshError(`${where}: command did not finish within ${timeoutMs} ms: ${command.slice(0, 120)}`, 'timeout'));
+    const sent = target.become === 'sudo' ? sudoCommand(command) : command;
     try {
       for (let attempt = 0; ; attempt++) {
         const conn = await this.acquire(key, target, identity, where, run, Math.min(timeoutMs, 20_000));
-        const out = await this.runOn(conn, where, command, opts, run);
+        const out = await this.runOn(conn, where, sent, opts, run);
+        if (out !== 'not-opened' && target.become === 'sudo' && out.code === 1) {
+          const refused = SUDO_REFUSED.exec(out.stderr);
+          if (refused) {
+            throw new SshError(
+              `${where}: sudo -n refused to run our command as root (${refused[0].trim()}): the SSH user ${target.user} needs this sudoers entry on that host, ` +
+                `e.g. in /etc/sudoers.d/etcd-steward (edit it with visudo -f): ${sudoersLine(target.user)}`,
+              'sudo',
+            );
+          }
+        }
         if (out !== 'not-opened') return out;
         if (attempt >= 1) throw new SshError(`${where}: cannot start command: sshd did not open a channel on a fresh connection either`, 'protocol');
         this.counters.retried++;
@@ -436,7 +571,7 @@ export class SshPool {
   }
 
   /** A connection for `key` with a channel slot held for the caller. */
-  private async acquire(key: string, target: SshTarget, identity: SshIdentity, where: string, run: CommandRun, readyTimeoutMs: number): Promise<Connection> {
+  private async acquire(key: string, target: SshTarget, identity: SshIdentity, where: string, run: CommandRun, readyTimeoutMs: number, forTunnel = false): Promise<Connection> {
     let waited = false;
     let opened = 0;
     for (;;) {
@@ -470,6 +605,12 @@ export class SshPool {
         }
         continue; // it may be gone or full by now
       }
+      if (forTunnel) {
+        conn.tunnels++;
+        clearTimeout(conn.idleTimer);
+        conn.idleTimer = undefined;
+        return conn;
+      }
       if (conn.active < this.maxChannels) {
         this.take(conn);
         return conn;
@@ -497,7 +638,7 @@ export class SshPool {
   }
 
   private open(key: string, target: SshTarget, identity: SshIdentity, readyTimeoutMs: number): Connection {
-    const conn = new Connection(key, target, identity, readyTimeoutMs);
+    const conn = new Connection(key, target, identity, readyTimeoutMs, target.via?.length ? () => this.tunnel(target, identity, readyTimeoutMs) : undefined);
     this.counters.connections++;
     this.current.set(key, conn);
     this.all.add(conn);
@@ -511,10 +652,55 @@ export class SshPool {
     };
     // Made for a command that gave up before it was ready: it idles like any other.
     conn.ready.then(
-      () => setImmediate(() => conn.active === 0 && conn.usable && this.goIdle(conn)),
+      () => setImmediate(() => conn.active === 0 && conn.tunnels === 0 && conn.usable && this.goIdle(conn)),
       () => undefined,
     );
     return conn;
+  }
+
+  /**
+   * A tunnel to `target` through a pooled connection to its last jump host (opened, and verified
+   * against that host's pin, like any other). The jump connection stays open while the tunnel
+   * does; the tunnel closes with the connection made over it.
+   */
+  private async tunnel(target: SshTarget, identity: SshIdentity, readyTimeoutMs: number): Promise<{ sock: Duplex; jump: Connection }> {
+    const jump = jumpTarget(target);
+    const where = `${jump.name} (${describeAccess(jump)})`;
+    const run = new CommandRun(readyTimeoutMs, () => new SshError(`${where}: no tunnel to ${target.host}:${target.port} within ${readyTimeoutMs} ms`, 'timeout'));
+    try {
+      const conn = await this.acquire(poolKey(jump, identity), jump, identity, where, run, readyTimeoutMs, true);
+      let gaveUp = false;
+      try {
+        const sock = await run.race(
+          new Promise<ClientChannel>((resolve, reject) => {
+            conn.client.forwardOut('127.0.0.1', 0, target.host, target.port, (err, ch) => {
+              if (gaveUp) return ch?.close();
+              if (err) reject(new SshError(`${where}: cannot reach ${target.host}:${target.port} from the bastion: ${err.message}`, 'unreachable'));
+              else resolve(ch);
+            });
+          }),
+          () => (gaveUp = true),
+        );
+        sock.once('close', () => this.releaseTunnel(conn));
+        return { sock, jump: conn };
+      } catch (e) {
+        this.releaseTunnel(conn);
+        throw e;
+      }
+    } catch (e) {
+      if (e instanceof Aborted) throw e.error;
+      throw e;
+    } finally {
+      run.done();
+    }
+  }
+
+  private releaseTunnel(conn: Connection): void {
+    conn.tunnels--;
+    conn.lastUsed = Date.now();
+    if (conn.active > 0 || conn.tunnels > 0) return;
+    if (!conn.usable) this.retire(conn);
+    else this.goIdle(conn);
   }
 
   private take(conn: Connection): void {
@@ -531,7 +717,7 @@ export class SshPool {
       while (conn.slotWaiters.length) if (conn.slotWaiters.shift()!(true)) return;
     }
     conn.active--;
-    if (conn.active > 0) return;
+    if (conn.active > 0 || conn.tunnels > 0) return;
     if (!conn.usable) this.retire(conn);
     else this.goIdle(conn);
   }
@@ -549,7 +735,7 @@ export class SshPool {
   }
 
   private expire(conn: Connection): void {
-    if (conn.active > 0 || !conn.usable) return;
+    if (conn.active > 0 || conn.tunnels > 0 || !conn.usable) return;
     this.counters.expired++;
     this.retire(conn);
   }
@@ -562,7 +748,7 @@ export class SshPool {
     conn.retired = true;
     if (this.current.get(conn.key) === conn) this.current.delete(conn.key);
     for (const w of conn.slotWaiters.splice(0)) w(false);
-    if (conn.active > 0) return;
+    if (conn.active > 0 || conn.tunnels > 0) return;
     if (this.all.delete(conn) && conn.state !== 'closed') this.closing.add(conn);
     void conn.close();
     this.wakeRoomWaiters();
@@ -571,7 +757,7 @@ export class SshPool {
   /** Closes the least recently used idle connection; false when none is idle. */
   private evictIdle(): boolean {
     let lru: Connection | undefined;
-    for (const c of this.all) if (c.state === 'ready' && c.active === 0 && (!lru || c.lastUsed < lru.lastUsed)) lru = c;
+    for (const c of this.all) if (c.state === 'ready' && c.active === 0 && c.tunnels === 0 && (!lru || c.lastUsed < lru.lastUsed)) lru = c;
     if (!lru) return false;
     this.counters.evicted++;
     this.retire(lru);

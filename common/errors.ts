@@ -51,6 +51,8 @@ export const FailureType = {
   /** The host's key does not match the pin, or the worker's key is refused: no retry can fix it. */
   SshHostKeyMismatch: 'Ssh-host-key-mismatch',
   SshAuth: 'Ssh-auth',
+  /** The SSH user is not root and `sudo -n` refused (no sudoers entry, or one that asks a password). */
+  SshSudo: 'Ssh-sudo',
   /** States to wait out (retryable, logged as benign). */
   TooManyLearners: 'TooManyLearners',
   UnhealthyCluster: 'UnhealthyCluster',

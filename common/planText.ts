@@ -9,6 +9,7 @@
 import type { ReplacePlan, RollingRestartPlan, ScaleInPlan, ScaleOutPlan } from '../activities/preflight';
 import type { ReplaceMemberInput, RollingRestartInput, ScaleInInput, ScaleOutInput } from '../spec/operations';
 import type { ClusterObservation } from './observation';
+import { accessLine } from './access';
 import { failureTolerance } from './quorum';
 import { projectRestartPlan } from './restartPlan';
 import { projectRemovalOrder } from './scaleInPlan';
@@ -36,6 +37,8 @@ export interface OperationPlanReport {
   /** What the quorum gate waits for before each batch (and approval, per the policy). */
   gate: string[];
   warnings: string[];
+  /** How preflight reached each host (user, bastion, sudo): one line each. */
+  access?: string[];
 }
 
 const min = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`);
@@ -69,6 +72,7 @@ export function describeScaleOut(input: ScaleOutInput, plan: ScaleOutPlan, o: Cl
     untouched: `${list(names)}: not restarted (their env files' ETCD_INITIAL_CLUSTER rewritten in place); certificates for ${list(input.add.map((m) => m.name))} issued up front on the new hosts, signed on ${input.spec.ca.host}`,
     gate: gateLines(input.policy, list(names)),
     warnings: plan.warnings,
+    access: (plan.access ?? []).map(accessLine),
   };
 }
 
@@ -99,6 +103,7 @@ export function describeRollingRestart(input: RollingRestartInput, plan: Rolling
     untouched: `${list(names.filter((n) => !input.members.includes(n)))} not restarted; at most ${Math.max(1, Math.min(input.policy.maxUnavailable, failureTolerance(voters)))} member(s) down at once (the cluster of ${voters} tolerates ${failureTolerance(voters)})`,
     gate: gateLines(input.policy, list(names)),
     warnings: plan.warnings,
+    access: (plan.access ?? []).map(accessLine),
   };
 }
 
@@ -122,6 +127,7 @@ export function describeScaleIn(input: ScaleInInput, plan: ScaleInPlan, o: Clust
     untouched: `${list(staying)}: not restarted`,
     gate: gateLines(input.policy, list(input.spec.members.map((m) => m.name))),
     warnings: plan.warnings,
+    access: (plan.access ?? []).map(accessLine),
   };
 }
 
@@ -148,5 +154,6 @@ export function describeReplace(input: ReplaceMemberInput, plan: ReplacePlan, o:
     untouched: `${list(names.filter((n) => n !== old))}: not restarted. Order ${plan.strategy}: ${plan.why}`,
     gate: gateLines(input.policy, list(names)),
     warnings: plan.warnings,
+    access: (plan.access ?? []).map(accessLine),
   };
 }

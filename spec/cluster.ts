@@ -49,13 +49,40 @@ export const hostKeyPin = z
     'must be an OpenSSH public key ("ssh-ed25519 AAAA...") or a fingerprint ("SHA256:..."); get it with `ssh-keyscan -t ed25519 HOST` or `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host',
   );
 
+const sshUser = z.string().regex(/^[^\s@:]+$/, 'must be a login name (no spaces, "@" or ":")');
+
+/** A bastion on the way to a host (OpenSSH's ProxyJump), pinned like any host. */
+export const jumpHostSchema = z.strictObject({
+  host: hostOrIp,
+  port: z.number().int().min(1).max(65535).default(22),
+  /** Default: the user the host itself is logged into as. */
+  user: sshUser.optional(),
+  hostKey: hostKeyPin,
+});
+
+/**
+ * How commands reach a host: `become: sudo` runs them as root through `sudo -n` for an SSH user
+ * that is not root (the sudoers entry it needs: activities/ssh-pool.ts sudoersLine); `via` lists
+ * the jump hosts, outermost first.
+ */
+const accessFields = {
+  user: sshUser.optional(),
+  become: z.enum(['none', 'sudo']).optional(),
+  via: z.array(jumpHostSchema).max(4, 'at most 4 jump hosts').optional(),
+};
+
 export const sshEndpointSchema = z.strictObject({
   /** Where to reach the host's sshd; defaults to the member's address. */
   host: hostOrIp.optional(),
   port: z.number().int().min(1).max(65535).default(22),
-  user: z.string().min(1).default('root'),
+  /** Default: the cluster's `ssh.user`, else root. */
+  ...accessFields,
   hostKey: hostKeyPin,
 });
+
+/** The cluster-wide defaults of every member's `ssh` (a member's own setting wins; `via: []` means direct). */
+export const sshDefaultsSchema = z.strictObject(accessFields);
+export type SshDefaults = z.output<typeof sshDefaultsSchema>;
 
 export const memberSchema = z.strictObject({
   name: memberName,
@@ -101,6 +128,8 @@ export const clusterSpecSchema = z
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 letters, digits, ".", "_" or "-"'),
     /** ETCD_INITIAL_CLUSTER_TOKEN; Kubespray's default. */
     token: z.string().min(1).default('k8s_etcd'),
+    /** Defaults for every member's ssh (user, become, via): a fleet behind one bastion says it once. */
+    ssh: sshDefaultsSchema.optional(),
     members: z.array(memberSchema).min(1, 'must list at least one member'),
     layout: layoutSchema.default(layoutSchema.parse({})),
     service: serviceSchema.default(serviceSchema.parse({})),
@@ -130,15 +159,27 @@ export interface Member {
   address: string;
   peerURLs: string[];
   clientURLs: string[];
-  ssh: { host: string; port: number; user: string; hostKey: string };
+  ssh: MemberSsh;
   /** Set when the certificate files are named after something else than the member's name (see memberSchema). */
   certName?: string;
+}
+
+/** A member's SSH access with the cluster's defaults applied; `become` and `via` are left out when not used. */
+export interface MemberSsh {
+  host: string;
+  port: number;
+  user: string;
+  hostKey: string;
+  become?: 'sudo';
+  via?: { host: string; port: number; user: string; hostKey: string }[];
 }
 
 /** A validated cluster spec with every default filled in: what workflows and activities receive. */
 export interface ClusterSpec {
   name: string;
   token: string;
+  /** The cluster-wide ssh defaults as given (already applied to `members`; kept for members added later). */
+  ssh?: SshDefaults;
   members: Member[];
   layout: Layout;
   service: ServiceCommands;
@@ -170,13 +211,28 @@ export function defaultClientURLs(address: string): string[] {
   return [`https://${urlHost(address)}:2379`];
 }
 
-export function normalizeMember(m: z.output<typeof memberSchema>): Member {
+/** A member's ssh with the cluster's defaults applied (its own settings win). */
+export function memberSsh(ssh: z.output<typeof sshEndpointSchema>, address: string, defaults: SshDefaults = {}): MemberSsh {
+  const user = ssh.user ?? defaults.user ?? 'root';
+  const become = ssh.become ?? defaults.become ?? 'none';
+  const via = ssh.via ?? defaults.via ?? [];
+  return {
+    host: ssh.host ?? address,
+    port: ssh.port,
+    user,
+    hostKey: ssh.hostKey,
+    ...(become === 'sudo' ? { become } : {}),
+    ...(via.length ? { via: via.map((j) => ({ host: j.host, port: j.port, user: j.user ?? user, hostKey: j.hostKey })) } : {}),
+  };
+}
+
+export function normalizeMember(m: z.output<typeof memberSchema>, defaults?: SshDefaults): Member {
   return {
     name: m.name,
     address: m.address,
     peerURLs: m.peerURLs ?? defaultPeerURLs(m.address),
     clientURLs: m.clientURLs ?? defaultClientURLs(m.address),
-    ssh: { host: m.ssh.host ?? m.address, port: m.ssh.port, user: m.ssh.user, hostKey: m.ssh.hostKey },
+    ssh: memberSsh(m.ssh, m.address, defaults),
     ...(m.certName !== undefined && m.certName !== m.name ? { certName: m.certName } : {}),
   };
 }
@@ -204,9 +260,9 @@ export function parseClusterSpec(input: unknown, source = 'cluster spec'): Clust
   const result = clusterSpecSchema.safeParse(input);
   if (!result.success) throw new SpecError(source, formatIssues(result.error));
   const s = result.data;
-  const members = s.members.map(normalizeMember);
+  const members = s.members.map((m) => normalizeMember(m, s.ssh));
   const caHost = s.ca.host ?? members[0]!.name;
-  return { name: s.name, token: s.token, members, layout: s.layout, service: s.service, ca: { host: caHost, dir: s.ca.dir ?? s.layout.certDir } };
+  return { name: s.name, token: s.token, ...(s.ssh ? { ssh: s.ssh } : {}), members, layout: s.layout, service: s.service, ca: { host: caHost, dir: s.ca.dir ?? s.layout.certDir } };
 }
 
 /** Reads a cluster spec from a JSON or YAML file. */

@@ -85,7 +85,7 @@ export function parseScaleOutInput(input: unknown): ScaleOutInput {
   const r = scaleOutSchema.safeParse(input);
   if (!r.success) throw new SpecError('scale-out request', formatIssues(r.error));
   const spec = parseClusterSpec(r.data.spec, 'scale-out request: spec');
-  const add = r.data.add.map(normalizeMember);
+  const add = r.data.add.map((m) => normalizeMember(m, spec.ssh));
   const issues: string[] = [];
   const taken = new Map<string, string>();
   const note = (key: string, owner: string, path: string) => {
@@ -354,7 +354,7 @@ export function parseReplaceMemberInput(input: unknown): ReplaceMemberInput {
   const r = replaceMemberSchema.safeParse(input);
   if (!r.success) throw new SpecError('replace request', formatIssues(r.error));
   const spec = parseClusterSpec(r.data.spec, 'replace request: spec');
-  const neu = normalizeMember(r.data.with);
+  const neu = normalizeMember(r.data.with, spec.ssh);
   const names = spec.members.map((m) => m.name);
   const old = spec.members.find((m) => m.name === r.data.replace);
   const issues: string[] = [];

@@ -17,6 +17,7 @@
  * Processes are recorded by pid: `down()` stops exactly those; `up()` first cleans a bed of
  * the same directory left behind by a killed run.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -26,7 +27,7 @@ import { memberEnv, renderEnvFile } from '../activities/envfile';
 import { type SshIdentity, type SshTarget, sshRun } from '../activities/ssh';
 import { type ClusterSpec, type Member, expand, memberPaths, parseClusterSpec } from '../spec/cluster';
 import { type EtcdBinaries, resolveEtcd } from './etcdVersions';
-import { type Recorded, bash, childPids, cmdline, isOurs, portFree, readRecorded, sleep, spawnRecorded, startTicks, stopProcesses, waitForPort } from './procs';
+import { type Recorded, bash, childPids, cmdline, isOurs, portFree, readRecorded, sleep, spawnRecorded, startTicks, stopProcesses, waitForListener, waitForPort } from './procs';
 
 export interface BedOptions {
   /** Number of hosts (each with sshd); default 3. */
@@ -47,6 +48,20 @@ export interface BedOptions {
   etcdVersion?: string;
   /** Extra ETCD_* variables for every member (e.g. heartbeat tuning). */
   etcdEnv?: Record<string, string>;
+  /**
+   * How the worker logs in. `root` (the default): as the user running the bed (root in CI), with
+   * no sudo. `sudo`: as the unprivileged user `etcd-steward` with `become: sudo` (sudoers: the one
+   * line the README gives), and every host's sshd refuses root logins (PermitRootLogin no). The
+   * bed makes the users (BED_USERS) and the sudoers file the first time; it must run as root.
+   */
+  access?: 'root' | 'sudo';
+  /**
+   * A bastion at `<net>.254` (its own sshd, login `etcd-steward-jump`, forwarding only to the
+   * hosts' sshd) that is the only way to the hosts: a firewall rule (iptables, owner match) refuses
+   * SSH connections to the hosts from every user but the bastion's, and the spec says `ssh.via`.
+   * Needs root and iptables.
+   */
+  bastion?: boolean;
   /** The cluster's name in its spec (and so its operations' workflow id); default "bed". */
   name?: string;
   /**
@@ -71,6 +86,25 @@ export interface BedHost {
   sshdConfig: string;
 }
 
+/** The users a bed with `access: 'sudo'` or `bastion` logs in as (made once, kept: users are the machine's). */
+export const BED_USERS = {
+  /** The worker's SSH user on the hosts: sudo without a password for exactly what etcd-steward runs. */
+  sudo: 'etcd-steward',
+  /** A user whose sudoers entry asks for a password (what preflight must catch). */
+  sudoWithPassword: 'etcd-steward-pw',
+  /** The bastion's login: no shell, forwarding to the hosts' sshd only. */
+  jump: 'etcd-steward-jump',
+} as const;
+
+/** The bastion in front of a bed's hosts. */
+export interface BedBastion {
+  address: string;
+  port: number;
+  user: string;
+  hostKey: string;
+  sshdConfig: string;
+}
+
 const SUPERVISOR = resolve(__dirname, 'etcd-service.sh');
 
 export class Bed {
@@ -86,6 +120,8 @@ export class Bed {
     private readonly log: (line: string) => void,
     /** The etcd binaries every host runs (linked as <host root>/usr/local/bin/etcd). */
     readonly etcd: EtcdBinaries,
+    /** The bastion, when the bed has one (BedOptions.bastion). */
+    readonly bastion?: BedBastion,
   ) {}
 
   static async up(opts: BedOptions = {}): Promise<Bed> {
@@ -102,7 +138,10 @@ export class Bed {
 
     await Bed.cleanStale(dir);
     mkdirSync(dir, { recursive: true });
-    const user = userInfo().username;
+    const access = opts.access ?? 'root';
+    if ((access === 'sudo' || opts.bastion) && process.getuid?.() !== 0) throw new Error('a bed with access "sudo" or a bastion makes users, a sudoers file and a firewall rule: run it as root');
+    if (access === 'sudo' || opts.bastion) await ensureBedUsers();
+    const user = access === 'sudo' ? BED_USERS.sudo : userInfo().username;
 
     // The worker's SSH identity (its own, or the shared one), and the supervisor every host's service commands call.
     const shared = opts.secretsFrom ? await Bed.sharedSecrets(opts.secretsFrom) : undefined;
@@ -134,41 +173,59 @@ export class Bed {
       }
       mkdirSync(sshdDir, { recursive: true, mode: 0o700 });
       if (!(await portFree(address, sshPort))) throw new Error(`${address}:${sshPort} is already in use: another bed running? Stop it (npm run bed -- down) or choose another net/sshPort.`);
-      await bash(`ssh-keygen -q -t ed25519 -N '' -C ${name} -f '${sshdDir}/ssh_host_ed25519_key'`);
-      writeFileSync(join(sshdDir, 'authorized_keys'), workerPub, { mode: 0o600 });
-      writeFileSync(
-        join(sshdDir, 'sshd_config'),
-        [
-          `ListenAddress ${address}:${sshPort}`,
-          `HostKey ${sshdDir}/ssh_host_ed25519_key`,
-          `PidFile ${sshdDir}/sshd.pid`,
-          `AuthorizedKeysFile ${sshdDir}/authorized_keys`,
-          'PubkeyAuthentication yes',
-          'PasswordAuthentication no',
-          'KbdInteractiveAuthentication no',
-          'UsePAM no',
-          'StrictModes no',
-          'PermitRootLogin prohibit-password',
-          `AllowUsers ${user}`,
-          'MaxStartups 100:30:200',
-          'MaxSessions 50',
-          'LogLevel ERROR',
-          '',
-        ].join('\n'),
-      );
-      await bash(`/usr/sbin/sshd -t -f '${sshdDir}/sshd_config'`);
-      spawnRecorded(dir, `sshd of ${name}`, '/usr/sbin/sshd', ['-D', '-e', '-f', join(sshdDir, 'sshd_config')], join(root, 'log', 'sshd.log'), join(sshdDir, 'sshd_config'));
+      const sshdConfig = await writeSshd(root, address, sshPort, name, workerPub, access === 'sudo' ? ['PermitRootLogin no', `AllowUsers ${BED_USERS.sudo} ${BED_USERS.sudoWithPassword}`] : ['PermitRootLogin prohibit-password', `AllowUsers ${user}`]);
+      spawnRecorded(dir, `sshd of ${name}`, '/usr/sbin/sshd', ['-D', '-e', '-f', sshdConfig], join(root, 'log', 'sshd.log'), sshdConfig);
       const hostKey = readFileSync(join(sshdDir, 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
-      hosts.push({ name, address, root, hostKey, sshdConfig: join(sshdDir, 'sshd_config'), ssh: { name, host: address, port: sshPort, user, hostKey } });
+      hosts.push({ name, address, root, hostKey, sshdConfig, ssh: { name, host: address, port: sshPort, user, hostKey, ...(access === 'sudo' ? { become: 'sudo' as const } : {}) } });
     }
     await Promise.all(hosts.map((h) => waitForPort(h.address, sshPort, 15_000, `sshd of ${h.name}`, join(h.root, 'log', 'sshd.log'))));
     log(`${nHosts} hosts up (sshd on ${hosts.map((h) => `${h.address}:${sshPort}`).join(', ')})`);
+    let bastion: BedBastion | undefined;
+    if (opts.bastion) {
+      const address = `${net}.254`;
+      const root = join(dir, 'hosts', 'bastion');
+      mkdirSync(join(root, 'log'), { recursive: true });
+      mkdirSync(join(root, 'sshd'), { recursive: true, mode: 0o700 });
+      if (!(await portFree(address, sshPort))) throw new Error(`${address}:${sshPort} (the bastion) is already in use: another bed running?`);
+      const sshdConfig = await writeSshd(root, address, sshPort, 'bastion', workerPub, [
+        'PermitRootLogin no',
+        `AllowUsers ${BED_USERS.jump}`,
+        // A jump host: tunnels to the hosts' sshd and nothing else (no shell, no other destination).
+        'AllowTcpForwarding local',
+        `PermitOpen ${hosts.map((h) => `${h.address}:${sshPort}`).join(' ')}`,
+        'PermitTTY no',
+        'X11Forwarding no',
+        'ForceCommand /bin/false',
+      ]);
+      spawnRecorded(dir, 'sshd of bastion', '/usr/sbin/sshd', ['-D', '-e', '-f', sshdConfig], join(root, 'log', 'sshd.log'), sshdConfig);
+      await waitForPort(address, sshPort, 15_000, 'sshd of the bastion', join(root, 'log', 'sshd.log'));
+      const hostKey = readFileSync(join(root, 'sshd', 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
+      bastion = { address, port: sshPort, user: BED_USERS.jump, hostKey, sshdConfig };
+      // The bastion is the only way in: SSH to the hosts from any user but the bastion's is refused.
+      await blockDirectSsh(dir, hosts.map((h) => `${h.address}:${sshPort}`));
+      const via = [{ host: address, port: sshPort, user: BED_USERS.jump, hostKey }];
+      for (const h of hosts) h.ssh = { ...h.ssh, via };
+      log(`bastion ${address}:${sshPort} up: the hosts' sshd take connections from it only`);
+    }
 
     // The layout: Kubespray's, each path under the host's own tree.
     const hostRoot = join(dir, 'hosts', '{name}');
     const spec = parseClusterSpec({
       name: opts.name ?? 'bed',
-      members: hosts.slice(0, nMembers).map((h) => Bed.memberInput(h)),
+      // Non-root access and the bastion are said once for the cluster, as a fleet would (members added later get them too).
+      ...(access === 'sudo' || bastion
+        ? {
+            ssh: {
+              user,
+              ...(access === 'sudo' ? { become: 'sudo' as const } : {}),
+              ...(bastion ? { via: [{ host: bastion.address, port: bastion.port, user: bastion.user, hostKey: bastion.hostKey }] } : {}),
+            },
+          }
+        : {}),
+      members: hosts.slice(0, nMembers).map((h) => {
+        const m = Bed.memberInput(h);
+        return access === 'sudo' || bastion ? { ...m, ssh: { host: m.ssh.host, port: m.ssh.port, hostKey: m.ssh.hostKey } } : m;
+      }),
       layout: {
         envFile: `${hostRoot}/etc/etcd.env`,
         certDir: `${hostRoot}/etc/ssl/etcd/ssl`,
@@ -219,6 +276,7 @@ export class Bed {
       { sshKey, etcdCa, etcdCert, etcdKey },
       log,
       etcd,
+      bastion,
     );
 
     // Bootstrap: every initial member's etcd.env (state "new"), started by its service command over SSH.
@@ -253,14 +311,14 @@ export class Bed {
     return { dir: d, caCert: join(d, 'ca.pem'), caKey: join(d, 'ca-key.pem') };
   }
 
-  /** The spec entry for host `h` (a member, or a host that can become one). */
+  /** The spec entry for host `h` (a member, or a host that can become one), its SSH access in full. */
   static memberInput(h: BedHost): Member {
     return {
       name: h.name,
       address: h.address,
       peerURLs: [`https://${h.address}:2380`],
       clientURLs: [`https://${h.address}:2379`],
-      ssh: { host: h.ssh.host, port: h.ssh.port, user: h.ssh.user, hostKey: h.hostKey },
+      ssh: { host: h.ssh.host, port: h.ssh.port, user: h.ssh.user, hostKey: h.hostKey, ...(h.ssh.become ? { become: h.ssh.become } : {}), ...(h.ssh.via ? { via: h.ssh.via } : {}) },
     };
   }
 
@@ -283,7 +341,7 @@ export class Bed {
   async startSshd(name: string): Promise<void> {
     const h = this.host(name);
     spawnRecorded(this.dir, `sshd of ${name}`, '/usr/sbin/sshd', ['-D', '-e', '-f', h.sshdConfig], join(h.root, 'log', 'sshd.log'), h.sshdConfig);
-    await waitForPort(h.address, h.ssh.port, 15_000, `sshd of ${name}`, join(h.root, 'log', 'sshd.log'));
+    await (this.bastion ? waitForListener : waitForPort)(h.address, h.ssh.port, 15_000, `sshd of ${name}`, join(h.root, 'log', 'sshd.log'));
   }
 
   /** Stops a member's etcd with its own service command (a member that is down before an operation). */
@@ -372,8 +430,98 @@ export class Bed {
     await stopProcesses(procs.filter((p) => p.what.startsWith('etcd')));
     await stopSshds(procs.filter((p) => p.what.startsWith('sshd of')));
     await stopProcesses(procs.filter((p) => !p.what.startsWith('etcd') && !p.what.startsWith('sshd of')));
+    await unblockDirectSsh(dir);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A host's sshd configuration (and its host key), written under `<root>/sshd`. authorized_keys
+ * lives in `<root>/sshd-keys`, readable by the login user: sshd reads it as that user.
+ */
+async function writeSshd(root: string, address: string, port: number, name: string, workerPub: string, access: string[]): Promise<string> {
+  const sshdDir = join(root, 'sshd');
+  const keysDir = join(root, 'sshd-keys');
+  mkdirSync(sshdDir, { recursive: true, mode: 0o700 });
+  mkdirSync(keysDir, { recursive: true, mode: 0o755 });
+  chmodSync(keysDir, 0o755);
+  await bash(`ssh-keygen -q -t ed25519 -N '' -C ${name} -f '${sshdDir}/ssh_host_ed25519_key'`);
+  writeFileSync(join(keysDir, 'authorized_keys'), workerPub, { mode: 0o644 });
+  const config = join(sshdDir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `ListenAddress ${address}:${port}`,
+      `HostKey ${sshdDir}/ssh_host_ed25519_key`,
+      `PidFile ${sshdDir}/sshd.pid`,
+      `AuthorizedKeysFile ${keysDir}/authorized_keys`,
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      ...access,
+      'MaxStartups 100:30:200',
+      'MaxSessions 50',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
+  await bash(`/usr/sbin/sshd -t -f '${config}'`);
+  return config;
+}
+
+/**
+ * The bed's users (BED_USERS), made when missing: `etcd-steward` with the sudoers line the README
+ * gives (NOPASSWD, /bin/bash only), `etcd-steward-pw` with the same entry but a password asked,
+ * `etcd-steward-jump` with no shell. Logins are by key only (the password field is `*`: no
+ * password, not locked, as sshd refuses locked accounts).
+ */
+async function ensureBedUsers(): Promise<void> {
+  const { sudoersLine } = await import('../activities/ssh-pool');
+  for (const [u, shell] of [
+    [BED_USERS.sudo, '/bin/bash'],
+    [BED_USERS.sudoWithPassword, '/bin/bash'],
+    [BED_USERS.jump, '/usr/sbin/nologin'],
+  ] as const) {
+    await bash(`id -u ${u} >/dev/null 2>&1 || useradd --create-home --shell ${shell} ${u}; usermod -p '*' ${u}`);
+  }
+  const sudoers = [
+    '# etcd-steward test bed (testbed/index.ts): the worker user, and one whose sudo asks for a password',
+    sudoersLine(BED_USERS.sudo),
+    `${BED_USERS.sudoWithPassword} ALL=(root) /bin/bash`,
+    '',
+  ].join('\n');
+  const file = '/etc/sudoers.d/etcd-steward-bed';
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== sudoers) {
+    mkdirSync('/etc/sudoers.d', { recursive: true });
+    writeFileSync(`${file}.new`, sudoers, { mode: 0o440 });
+    await bash(`visudo -cq -f '${file}.new' && mv '${file}.new' '${file}'`);
+  }
+}
+
+/** The firewall rules' comment for a bed's directory. */
+function firewallMark(dir: string): string {
+  return `etcd-steward-bed-${createHash('sha256').update(dir).digest('hex').slice(0, 16)}`;
+}
+
+/** Refuses SSH to `endpoints` (address:port) from every user but the bastion's (iptables owner match on loopback output). */
+async function blockDirectSsh(dir: string, endpoints: string[]): Promise<void> {
+  if (!existsSync('/usr/sbin/iptables')) throw new Error('a bed with a bastion needs iptables to make the bastion the only way in: apt-get install iptables');
+  const mark = firewallMark(dir);
+  const uid = (await bash(`id -u ${BED_USERS.jump}`)).trim();
+  for (const e of endpoints) {
+    const [address, port] = e.split(':');
+    await bash(`iptables -w -A OUTPUT -o lo -d ${address}/32 -p tcp --dport ${port} -m owner ! --uid-owner ${uid} -m comment --comment ${mark} -j REJECT --reject-with tcp-reset`);
+  }
+}
+
+/** Removes the rules blockDirectSsh added for a bed in `dir` (also those a killed run left). */
+async function unblockDirectSsh(dir: string): Promise<void> {
+  if (!existsSync('/usr/sbin/iptables') || process.getuid?.() !== 0) return;
+  const mark = firewallMark(dir);
+  const rules = (await bash('iptables -w -S OUTPUT').catch(() => '')).split('\n').filter((l) => l.includes(mark) && l.startsWith('-A '));
+  for (const r of rules) await bash(`iptables -w ${r.replace(/^-A /, '-D ')}`);
 }
 
 /** The worker's etcd client certificate (clientAuth) signed by the CA in `caDir`, written to `workerDir` with a copy of ca.pem. */

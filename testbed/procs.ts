@@ -134,6 +134,37 @@ export async function waitForPort(host: string, port: number, timeoutMs: number,
   }
 }
 
+/**
+ * True when a socket listens on the IPv4 `host:port` (read from /proc/net/tcp, not by connecting:
+ * a bed with a bastion refuses our own connections to the hosts' sshd).
+ */
+export function listening(host: string, port: number): boolean {
+  const want = `${host
+    .split('.')
+    .map((o) => Number(o).toString(16).padStart(2, '0').toUpperCase())
+    .reverse()
+    .join('')}:${port.toString(16).padStart(4, '0').toUpperCase()}`;
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .some((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[1] === want && f[3] === '0A';
+    });
+}
+
+/** waitForPort for a host our own connections may not reach (see `listening`). */
+export async function waitForListener(host: string, port: number, timeoutMs: number, what: string, logFile?: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!listening(host, port)) {
+    if (Date.now() > deadline) {
+      const tail = logFile && existsSync(logFile) ? `\n--- last lines of ${logFile} ---\n${readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n')}` : '';
+      throw new Error(`${what} did not listen on ${host}:${port} within ${timeoutMs} ms${tail}`);
+    }
+    await sleep(100);
+  }
+}
+
 /** True when nothing listens on host:port. */
 export async function portFree(host: string, port: number): Promise<boolean> {
   return new Promise<boolean>((resolve) => {

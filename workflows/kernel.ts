@@ -30,6 +30,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityProfiles } from './profiles';
+import { type HostAccess, accessLine } from '../common/access';
 import { FailureType, innermostMessage } from '../common/errors';
 import { type QuorumVerdict, monitoringBlocker } from '../common/gate';
 import type { OperationType } from '../common/ids';
@@ -185,6 +186,14 @@ export class OperationKernel {
 
   memberState(name: string): MemberState | undefined {
     return this.memberStates.get(name);
+  }
+
+  /** Says, once per host, how preflight reached it (user, bastion, sudo): read before any change. */
+  reportAccess(access: HostAccess[] | undefined): void {
+    for (const a of access ?? []) {
+      const line = `access ${accessLine(a)}`;
+      if (!this.status.events.some((e) => e.message === line)) this.event(line);
+    }
   }
 
   warn(w: string): void {

@@ -160,6 +160,7 @@ export async function replaceMember(input: ReplaceMemberInput): Promise<ReplaceM
       membershipVerified = true;
       strategy = continued?.strategy ?? plan.strategy;
       why = plan.why;
+      k.reportAccess(plan.access);
       for (const w of plan.warnings.filter((x) => !status.warnings.includes(x))) k.warn(w);
       if (!continued) k.event(`plan: ${strategy} (${plan.why}); etcd ${plan.version}`);
       status.plan = { from: spec.members.length, to: spec.members.length, batches: strategy === 'remove-first' ? [`remove ${replace}`, `add ${neu.name}`] : [`add ${neu.name}`, `remove ${replace}`] };

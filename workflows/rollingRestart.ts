@@ -191,6 +191,7 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
       const plan = await act.preflight.preflightRollingRestart({ spec, members: input.members, reason: input.reason, policy, ...(change ? { change } : {}), ...(binary ? { binary } : {}) });
       binaries = plan.binaries;
       if (binary && !continued && binaries) k.event(`upgrade: ${[...new Set(Object.values(binaries))].join(', ')} for ${Object.keys(binaries).join(', ')}`);
+      k.reportAccess(plan.access);
       for (const w of plan.warnings.filter((x) => !status.warnings.includes(x))) k.warn(w);
 
       for (let i = continued?.nextBatch ?? 0; remaining.length > 0; i++) {

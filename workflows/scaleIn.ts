@@ -88,6 +88,7 @@ export async function scaleIn(input: ScaleInInput): Promise<ScaleInResult> {
       const plan = await act.preflight.preflightScaleIn({ spec: steps.currentSpec(), remove: remaining(), policy });
       membershipVerified = true;
       status.plan = { from: spec.members.length, to: spec.members.length - remove.length, batches: plan.order };
+      k.reportAccess(plan.access);
       for (const w of plan.warnings.filter((x) => !status.warnings.includes(x))) k.warn(w);
 
       for (let i = continued?.nextBatch ?? 0; remaining().length > 0; i++) {

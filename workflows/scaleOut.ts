@@ -82,6 +82,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
       const plan: ScaleOutPlan = await act.preflight.preflightScaleOut({ spec: steps.currentSpec(), add: add.filter((m) => !added.includes(m.name)), policy });
       membershipVerified = true;
       status.plan = { from: spec.members.length, to: spec.members.length + add.length, batches: add.map((m) => m.name) };
+      k.reportAccess(plan.access);
       for (const w of plan.warnings.filter((x) => !status.warnings.includes(x))) k.warn(w);
       if (plan.adoptedLearners.length) k.event(`reusing learner(s) left by an earlier attempt: ${plan.adoptedLearners.join(', ')}`);
 

@@ -124,6 +124,7 @@ export function formatPlan(p: OperationPlanReport): string {
   const lines = [`plan: ${OPERATION_NAMES[p.operation]} of ${p.cluster}, ${p.from} → ${p.to} voting members, ${p.batches.length} batch(es) (a dry run from live health: nothing was changed)`];
   p.batches.forEach((b, i) => lines.push(`  batch ${i + 1}: ${b.members.join(', ')}`, `    ${b.steps}`));
   lines.push(`  leadership: ${p.leadership}`, `  untouched: ${p.untouched}`, '  before each batch the quorum gate waits for:', ...p.gate.map((g) => `    - ${g}`));
+  if (p.access?.length) lines.push('  access (as preflight reached each host):', ...p.access.map((a) => `    - ${a}`));
   if (p.warnings.length) lines.push('  warnings:', ...p.warnings.map((w) => `    - ${w}`));
   return lines.join('\n');
 }
