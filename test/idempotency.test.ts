@@ -1,9 +1,11 @@
 // Every activity run twice in a row against the real bed ends in the same state as run once
-// (what happens when a worker dies after doing the work but before reporting it).
+// (what happens when a worker dies after doing the work but before reporting it). Twice over:
+// logged in as root, and as an unprivileged user with sudo through a bastion (the files written
+// must then have the same modes and owners as when root wrote them).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type Activities } from '../activities';
@@ -13,7 +15,11 @@ import { Bed } from '../testbed';
 import { activityRunner } from '../testbed/run-activity';
 import { waitFor } from './helpers';
 
-describe('activities are idempotent (each run twice on the real bed)', () => {
+/** Mode, owner and group of every file the activities wrote, by path under the bed, per access. */
+const written: Record<string, Record<string, string>> = {};
+
+for (const access of ['root', 'sudo'] as const)
+describe(`activities are idempotent (each run twice on the real bed, ${access === 'root' ? 'as root' : 'as etcd-steward with sudo through a bastion'})`, () => {
   let bed: Bed;
   let acts: Activities;
   let voters: Member[];
@@ -27,7 +33,16 @@ describe('activities are idempotent (each run twice on the real bed)', () => {
     const files: Record<string, string | null> = {};
     for (const h of bed.hosts) {
       const p = memberPaths(bed.spec, h.name);
-      for (const f of [p.envFile, p.cert, p.key, p.caCert]) files[f] = existsSync(f) ? createHash('sha256').update(readFileSync(f)).digest('hex') : null;
+      for (const f of [p.envFile, p.cert, p.key, p.caCert]) {
+        if (!existsSync(f)) {
+          files[f] = null;
+          continue;
+        }
+        const st = statSync(f);
+        const meta = `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
+        files[f] = `${createHash('sha256').update(readFileSync(f)).digest('hex')} ${meta}`;
+        (written[access] ??= {})[relative(bed.dir, f)] = meta;
+      }
       files[`${p.dataDir} (entries)`] = existsSync(p.dataDir) ? String(readdirSync(p.dataDir).length) : null;
     }
     return { members: o.members.map((m) => `${m.id} ${m.name} ${m.isLearner ? 'learner' : 'voter'} ${m.peerURLs.join(',')}`).sort(), files, pids: bed.etcdProcesses() };
@@ -53,7 +68,7 @@ describe('activities are idempotent (each run twice on the real bed)', () => {
   }
 
   before(async () => {
-    bed = await Bed.up({ hosts: 5, members: 3 });
+    bed = await Bed.up({ hosts: 5, members: 3, ...(access === 'sudo' ? { access, bastion: true } : {}) });
     acts = createActivities({ ssh: bed.sshIdentity, etcd: bed.etcdCredentials });
     voters = [...bed.spec.members];
   });
@@ -156,4 +171,10 @@ describe('activities are idempotent (each run twice on the real bed)', () => {
     const h = await bed.waitHealthy(30_000);
     assert.equal(h.voters, 3);
   });
+});
+
+it('files written under sudo have the modes and owners root gives them', () => {
+  assert.ok(written.root && written.sudo, 'both runs recorded their files');
+  assert.ok(Object.keys(written.sudo).length >= 15, `only ${Object.keys(written.sudo).length} files seen`);
+  assert.deepEqual(written.sudo, written.root);
 });

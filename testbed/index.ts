@@ -196,6 +196,8 @@ export class Bed {
         'PermitTTY no',
         'X11Forwarding no',
         'ForceCommand /bin/false',
+        // its logins are logged (the first LogLevel wins): tests count them
+        'LogLevel INFO',
       ]);
       spawnRecorded(dir, 'sshd of bastion', '/usr/sbin/sshd', ['-D', '-e', '-f', sshdConfig], join(root, 'log', 'sshd.log'), sshdConfig);
       await waitForPort(address, sshPort, 15_000, 'sshd of the bastion', join(root, 'log', 'sshd.log'));
