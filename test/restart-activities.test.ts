@@ -1,5 +1,6 @@
 // The rolling-restart activities on the real bed (real etcd, real sshd): each one run twice in a
 // row ends in the same state as run once (a worker that dies after the work, before the reply).
+// Twice over: logged in as root, and as an unprivileged user with sudo through a bastion.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,7 +19,8 @@ import { activityRunner } from '../testbed/run-activity';
 const QUOTA = 'ETCD_QUOTA_BACKEND_BYTES';
 const change = (set: Record<string, string>, unset: string[] = []): EnvChange => ({ set, unset });
 
-describe('rolling-restart activities (each run twice on the real bed)', () => {
+for (const access of ['root', 'sudo'] as const)
+describe(`rolling-restart activities (each run twice on the real bed, ${access === 'root' ? 'as root' : 'as etcd-steward with sudo through a bastion'})`, () => {
   let bed: Bed;
   let acts: Activities;
   /** Activity failures are what several cases expect: not logged as warnings. */
@@ -65,7 +67,7 @@ describe('rolling-restart activities (each run twice on the real bed)', () => {
   const request = (extra: Partial<Record<keyof RollingRestartInput, unknown>> = {}) => parseRollingRestartInput({ spec: bed.spec, reason: 'test', ...extra });
 
   before(async () => {
-    bed = await Bed.up({ hosts: 3, members: 3 });
+    bed = await Bed.up({ hosts: 3, members: 3, ...(access === 'sudo' ? { access, bastion: true } : {}) });
     acts = createActivities({ ssh: bed.sshIdentity, etcd: bed.etcdCredentials });
   });
   after(async () => {
@@ -75,7 +77,10 @@ describe('rolling-restart activities (each run twice on the real bed)', () => {
 
   it('preflightRollingRestart accepts the bed, only reading', async () => {
     const [a, b] = await twice('preflightRollingRestart', request());
-    assert.deepEqual(a, { members: ['etcd1', 'etcd2', 'etcd3'], warnings: [], down: [] });
+    const user = bed.spec.members[0]!.ssh.user;
+    const via = access === 'sudo' ? [`${bed.bastion!.address}:${bed.bastion!.port}`] : [];
+    const access_ = ['etcd1', 'etcd2', 'etcd3'].map((member) => ({ member, user, via, sudo: access === 'sudo' }));
+    assert.deepEqual(a, { members: ['etcd1', 'etcd2', 'etcd3'], warnings: [], down: [], access: access_ });
     assert.deepEqual(b, a);
   });
 
