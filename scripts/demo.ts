@@ -9,17 +9,22 @@
  * was observed (pids, each member's liveness every ~100 ms, the writers), not the workflow's word.
  * With --scale-in it then scales back 5 → 3, removing the current leader and the last member
  * added, under the same load, and reports the same way (pids of the members that stay).
+ * With --non-root the hosts refuse root logins and are reachable only through a bastion: the
+ * worker logs in as `etcd-steward` with `become: sudo`, through the bastion (needs root to make
+ * the bed's users, sudoers file and firewall rule), and reports how it reached them, observed.
  */
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { type ClusterObservation, observeCluster } from '../activities/etcd';
-import { closeSshPool } from '../activities/ssh';
+import { SshError, closeSshPool, sshExec } from '../activities/ssh';
 import { type Operation, StewardClient, type OperationStatus } from '../client';
 import { approvalPolicies, type ApprovalPolicy } from '../spec/operations';
 import { Bed } from '../testbed';
 import { LivenessSampler } from '../testbed/liveness';
+import { connectionsTo } from '../testbed/procs';
 import { WriteLoad } from '../testbed/load';
 import { startTemporal } from '../testbed/temporal';
 import { createWorker } from '../worker';
@@ -33,11 +38,12 @@ const opts = new Command('demo')
   .option('--rate <n>', 'writes per second during the scale-out', (v) => Number(v), 100)
   .option('--restart', 'after the scale-out, rolling-restart the 5 members under the same write load', false)
   .option('--scale-in', 'at the end, scale back 5 → 3 (removing the current leader among others) under the same write load', false)
+  .option('--non-root', 'SSH as the unprivileged user etcd-steward with sudo, through a bastion (the hosts refuse root logins; the bastion is the only way in)', false)
   .option('--keep', 'leave the bed, the Temporal server and its Web UI running at the end', false)
   .option('--temporal-port <port>', 'Temporal frontend port', (v) => Number(v), 17233)
   .option('--ui-port <port>', 'Temporal Web UI port', (v) => Number(v), 18233)
   .parse()
-  .opts<{ approval: ApprovalPolicy; dataMb: number; rate: number; restart: boolean; scaleIn: boolean; keep: boolean; temporalPort: number; uiPort: number }>();
+  .opts<{ approval: ApprovalPolicy; dataMb: number; rate: number; restart: boolean; scaleIn: boolean; nonRoot: boolean; keep: boolean; temporalPort: number; uiPort: number }>();
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -55,8 +61,14 @@ async function step<T>(label: string, f: () => Promise<T>): Promise<T> {
 
 async function main(): Promise<number> {
   console.log('etcd-steward demo: real etcd, real sshd, real TLS and a real Temporal dev server, all on loopback.\n');
-  const bed = await step(`test bed up: 5 hosts on 127.10.0.1-5 with sshd; 3-member TLS etcd cluster on etcd1-3 (etcd ${process.env.ETCD_VERSION || '3.4, Debian\'s'})`, () =>
-    Bed.up({ hosts: 5, members: 3, log: (line) => (line.startsWith('building etcd') || line.includes('built in') ? say(`  ${line}`) : undefined) }),
+  const access = opts.nonRoot ? '; root logins refused, a bastion on 127.10.0.254 the only way in' : '';
+  const bed = await step(`test bed up: 5 hosts on 127.10.0.1-5 with sshd${access}; 3-member TLS etcd cluster on etcd1-3 (etcd ${process.env.ETCD_VERSION || '3.4, Debian\'s'})`, () =>
+    Bed.up({
+      hosts: 5,
+      members: 3,
+      ...(opts.nonRoot ? { access: 'sudo' as const, bastion: true } : {}),
+      log: (line) => (line.startsWith('building etcd') || line.includes('built in') ? say(`  ${line}`) : undefined),
+    }),
   );
   let temporal: Awaited<ReturnType<typeof startTemporal>> | undefined;
   let connection: NativeConnection | undefined;
@@ -92,6 +104,10 @@ async function main(): Promise<number> {
     const worked = worker.run();
     const { outcome, error, opMs } = await follow(op);
     const writes = await scaleOutWindow.close();
+    // Who holds the connections to the hosts' sshd now (the pool keeps them open a while): observed, not reported.
+    const sshOwners = bed.hosts.flatMap((h) => connectionsTo(h.address, h.ssh.port));
+    const accessEvents = (await op.status()).events.map((e) => e.message).filter((m) => m.startsWith('access '));
+    const rootRefused = opts.nonRoot ? await rootLoginsRefused(bed) : [];
 
     const after = bed.etcdProcesses();
     const restarted = ['etcd1', 'etcd2', 'etcd3'].filter((n) => JSON.stringify(before[n]) !== JSON.stringify(after[n]));
@@ -106,8 +122,9 @@ async function main(): Promise<number> {
     console.log(`write latency: p50 ${writes.p50Ms} ms, p99 ${writes.p99Ms} ms, max ${writes.maxMs} ms${writes.errors.length ? `; errors: ${writes.errors.join(' | ')}` : ''}`);
     console.log(`cluster: ${health.voters} voting members (${names.join(', ')}), ${health.learners} learners, ${health.healthy ? 'healthy' : `NOT healthy: ${health.problems.join('; ')}`}`);
     console.log(`etcd version: ${versionsOf(health)} (as the members report it; the bed runs ${bed.etcd.label}: ETCD_VERSION=3.4|3.5|3.6|3.7)`);
-    let restartOk = true;
-    if (opts.restart && ok) restartOk = await rollingRestart(bed, steward, load);
+    const accessOk = !opts.nonRoot || reportAccess(bed, accessEvents, sshOwners, rootRefused);
+    let restartOk = accessOk;
+    if (opts.restart && ok && restartOk) restartOk = await rollingRestart(bed, steward, load);
     if (opts.scaleIn && ok && restartOk) restartOk = await scaleIn(bed, steward, load);
     const whole = await load.stop();
     load = undefined;
@@ -130,6 +147,37 @@ async function main(): Promise<number> {
       await bed.down();
     }
   }
+}
+
+/**
+ * `access: user <name> via bastion <address>, sudo` when every host's preflight said so and every
+ * connection to the hosts' sshd seen at the end was the bastion's (its login user's); false otherwise.
+ */
+function reportAccess(bed: Bed, events: string[], owners: number[], rootRefused: string[]): boolean {
+  const b = bed.bastion!;
+  const user = bed.spec.members[0]!.ssh.user;
+  const expected = ['etcd1', 'etcd2', 'etcd3', 'etcd4', 'etcd5'].map((n) => `access ${n}: user ${user} via bastion ${b.address}:${b.port}, sudo -n works`);
+  const missing = expected.filter((e) => !events.includes(e));
+  const jumpUid = Number(execFileSync('id', ['-u', b.user], { encoding: 'utf8' }).trim());
+  const direct = owners.filter((uid) => uid !== jumpUid).length;
+  const ok = missing.length === 0 && owners.length > 0 && direct === 0 && rootRefused.length === bed.hosts.length;
+  if (ok) console.log(`access: user ${user} via bastion ${b.address}:${b.port}, sudo`);
+  else console.log(`access: NOT as expected: ${missing.length ? `preflight did not report ${missing.join('; ')}` : ''}${owners.length === 0 ? ' no connection to the hosts\' sshd was seen' : ''}${direct ? ` ${direct} connection(s) to the hosts' sshd not from the bastion` : ''}${rootRefused.length < bed.hosts.length ? ` root could log in on some host` : ''}`);
+  console.log(`  observed: ${owners.length} connection(s) to the hosts' sshd, ${owners.length - direct} of them the bastion's tunnels (user ${b.user}); a root login through the bastion refused by ${rootRefused.length} of ${bed.hosts.length} hosts`);
+  return ok;
+}
+
+/** The hosts whose sshd refuses a root login (tried through the bastion with the worker's key). */
+async function rootLoginsRefused(bed: Bed): Promise<string[]> {
+  const refused: string[] = [];
+  for (const h of bed.hosts) {
+    const err = await sshExec({ ...h.ssh, user: 'root', become: undefined }, bed.sshIdentity, 'true', { timeoutMs: 10_000 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    if (err instanceof SshError && err.kind === 'auth') refused.push(h.name);
+  }
+  return refused;
 }
 
 /** The etcd server versions the members report ("3.6.16", or "3.5.35 (etcd1), 3.6.16 (etcd2, etcd3)" when mixed). */

@@ -11,28 +11,8 @@ import { sshTarget } from '../activities/host';
 import { sshExec } from '../activities/ssh';
 import { type ClusterSpec, memberPaths } from '../spec/cluster';
 import { BED_USERS, Bed } from '../testbed';
+import { connectionsTo } from '../testbed/procs';
 import { causeChain, recordHistory, stackAndBeds } from './helpers';
-
-/** IPv4 `a.b.c.d:port` as /proc/net/tcp writes it. */
-function procAddr(address: string, port: number): string {
-  const ip = address
-    .split('.')
-    .map((o) => Number(o).toString(16).padStart(2, '0').toUpperCase())
-    .reverse()
-    .join('');
-  return `${ip}:${port.toString(16).padStart(4, '0').toUpperCase()}`;
-}
-
-/** Established TCP connections to `address:port` and the uid owning each (from /proc/net/tcp: observed, not reported). */
-function connectionsTo(address: string, port: number): number[] {
-  const want = procAddr(address, port);
-  return readFileSync('/proc/net/tcp', 'utf8')
-    .split('\n')
-    .slice(1)
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f[2] === want && f[3] === '01')
-    .map((f) => Number(f[7]));
-}
 
 const uidOf = (user: string) => Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
 
@@ -82,7 +62,7 @@ describe('root-less SSH through a bastion', () => {
     const events = (await op.status()).events.map((e) => e.message);
     for (const n of ['etcd1', 'etcd2', 'etcd3', 'etcd4']) assert.ok(events.includes(`access ${n}: user etcd-steward via bastion 127.10.0.254:2222, sudo -n works`), `no access line for ${n} in:\n${events.join('\n')}`);
     const firstChange = events.findIndex((e) => e.startsWith('etcd4: '));
-    assert.ok(firstChange > 0 && events.findLastIndex((e) => e.startsWith('access ')) < firstChange, `the access lines come before the first step:\n${events.join('\n')}`);
+    assert.ok(firstChange > 0 && events.every((e, i) => !e.startsWith('access ') || i < firstChange), `the access lines come before the first step:\n${events.join('\n')}`);
 
     // What sudo wrote is what root writes: etcd4's files (issued and written over SSH under sudo) against etcd1's (made by the bed as root).
     const [p1, p4] = [memberPaths(bed.spec, 'etcd1'), memberPaths(bed.spec, 'etcd4')];

@@ -139,18 +139,36 @@ export async function waitForPort(host: string, port: number, timeoutMs: number,
  * a bed with a bastion refuses our own connections to the hosts' sshd).
  */
 export function listening(host: string, port: number): boolean {
-  const want = `${host
+  const want = procNetAddress(host, port);
+  return procNetTcp().some((f) => f[1] === want && f[3] === '0A');
+}
+
+/**
+ * The uid owning each established TCP connection to the IPv4 `host:port` (/proc/net/tcp): who
+ * connects to a host's sshd, observed (a bastion's tunnels are its login user's).
+ */
+export function connectionsTo(host: string, port: number): number[] {
+  const want = procNetAddress(host, port);
+  return procNetTcp()
+    .filter((f) => f[2] === want && f[3] === '01')
+    .map((f) => Number(f[7]));
+}
+
+/** `a.b.c.d:port` as /proc/net/tcp writes it (little-endian hex). */
+function procNetAddress(host: string, port: number): string {
+  const ip = host
     .split('.')
     .map((o) => Number(o).toString(16).padStart(2, '0').toUpperCase())
     .reverse()
-    .join('')}:${port.toString(16).padStart(4, '0').toUpperCase()}`;
+    .join('');
+  return `${ip}:${port.toString(16).padStart(4, '0').toUpperCase()}`;
+}
+
+function procNetTcp(): string[][] {
   return readFileSync('/proc/net/tcp', 'utf8')
     .split('\n')
     .slice(1)
-    .some((l) => {
-      const f = l.trim().split(/\s+/);
-      return f[1] === want && f[3] === '0A';
-    });
+    .map((l) => l.trim().split(/\s+/));
 }
 
 /** waitForPort for a host our own connections may not reach (see `listening`). */
