@@ -13,7 +13,7 @@ import { memberEnv, parseEnvFile, parseSetEnvVarOutput, renderEnvFile, initialCl
 import { type ExecResult, type SshIdentity, type SshTarget, SshError, sshExec, sshRun, shq } from './ssh';
 
 export function sshTarget(m: Member): SshTarget {
-  return { name: m.name, host: m.ssh.host, port: m.ssh.port, user: m.ssh.user, hostKey: m.ssh.hostKey, ...(m.ssh.become ? { become: m.ssh.become } : {}), ...(m.ssh.via ? { via: m.ssh.via } : {}) };
+  return { name: m.name, host: m.ssh.host, port: m.ssh.port, user: m.ssh.user, hostKey: m.ssh.hostKey, ...(m.ssh.become === 'sudo' ? { become: 'sudo' as const } : {}), ...(m.ssh.via?.length ? { via: m.ssh.via } : {}) };
 }
 
 /** SSH errors that no retry can fix become non-retryable activity failures; the rest stay retryable. */

@@ -170,7 +170,9 @@ export interface MemberSsh {
   port: number;
   user: string;
   hostKey: string;
-  become?: 'sudo';
+  /** `sudo`: commands run as root through `sudo -n`; absent or `none`: as `user`. */
+  become?: 'none' | 'sudo';
+  /** Jump hosts, outermost first; absent or empty: direct. */
   via?: { host: string; port: number; user: string; hostKey: string }[];
 }
 
@@ -211,18 +213,24 @@ export function defaultClientURLs(address: string): string[] {
   return [`https://${urlHost(address)}:2379`];
 }
 
-/** A member's ssh with the cluster's defaults applied (its own settings win). */
+/**
+ * A member's ssh with the cluster's defaults applied (its own settings win). `become` and `via`
+ * are left out when neither the member nor the cluster sets them, and written out (`none`, `[]`
+ * included) when the cluster has a default: a normalized spec must parse to itself, and a member
+ * that opted out of the cluster's bastion must not be put behind it again.
+ */
 export function memberSsh(ssh: z.output<typeof sshEndpointSchema>, address: string, defaults: SshDefaults = {}): MemberSsh {
   const user = ssh.user ?? defaults.user ?? 'root';
-  const become = ssh.become ?? defaults.become ?? 'none';
-  const via = ssh.via ?? defaults.via ?? [];
+  const become = ssh.become ?? defaults.become;
+  const via = ssh.via ?? defaults.via;
+  const explicit = { become: defaults.become !== undefined, via: defaults.via !== undefined };
   return {
     host: ssh.host ?? address,
     port: ssh.port,
     user,
     hostKey: ssh.hostKey,
-    ...(become === 'sudo' ? { become } : {}),
-    ...(via.length ? { via: via.map((j) => ({ host: j.host, port: j.port, user: j.user ?? user, hostKey: j.hostKey })) } : {}),
+    ...(become === 'sudo' || (become !== undefined && explicit.become) ? { become } : {}),
+    ...((via !== undefined && via.length) || (via !== undefined && explicit.via) ? { via: via.map((j) => ({ host: j.host, port: j.port, user: j.user ?? user, hostKey: j.hostKey })) } : {}),
   };
 }
 

@@ -15,7 +15,9 @@
  *   playbook run knows: set `ip` when `ansible_host` is not the address etcd uses);
  * - SSH: `ansible_host` (else the inventory hostname), `ansible_port` (22), `ansible_user`
  *   (else the local user, as Ansible does); the host key from known_hosts, never trusted on
- *   first use;
+ *   first use; `become: sudo` when `ansible_become` is true, or when it is not set and the user is
+ *   not root (Kubespray is run with `--become`); a host of the `bastion` group is every etcd
+ *   host's jump host (`ssh.via`), as Kubespray's ssh-bastion.conf makes it, its key pinned the same way;
  * - certificates `member-<inventory hostname>.pem` in `etcd_cert_dir` (/etc/ssl/etcd/ssl), the
  *   CA (ca.pem, ca-key.pem) there on the first etcd host; env file /etc/etcd.env; data dir
  *   `etcd_data_dir` (/var/lib/etcd); binary `bin_dir`/etcd (/usr/local/bin); token
@@ -123,6 +125,20 @@ export function specFromInventory(
   const hosts: InventoryHost[] = [];
   const members: ClusterSpecInput['members'] = [];
   const layoutOf = new Map<string, string>();
+  // Kubespray's bastion: the first host of the `bastion` group, the jump host of every other host.
+  const bastionHosts = groupHosts(list, 'bastion');
+  let bastion: { host: string; port: number; user: string; hostKey: string } | undefined;
+  if (bastionHosts.length) {
+    const b = bastionHosts[0]!;
+    const v = vars(b);
+    const host = str(v.ansible_host) ?? str(v.ansible_ssh_host) ?? b;
+    const port = Number(str(v.ansible_port) ?? str(v.ansible_ssh_port) ?? '22');
+    const found = hostKeysFor(o.knownHosts, host, Number.isInteger(port) ? port : 22);
+    if (found.keys.length === 0) {
+      problems.push(`${where(b)}: no host key for the bastion ${knownHostsName(host, port)} (${b}) in ${o.knownHostsFile}: add it after checking it out of band; etcd-steward never trusts a key on first use`);
+    }
+    bastion = { host, port: Number.isInteger(port) ? port : 22, user: str(v.ansible_user) ?? str(v.ansible_ssh_user) ?? o.defaultUser, hostKey: found.keys[0]?.key ?? 'SHA256:missing' };
+  }
   etcdHosts.forEach((h, i) => {
     const v = vars(h);
     for (const k of ['etcd_member_name', 'access_ip', 'ip', 'ansible_host', 'ansible_user', 'etcd_data_dir', 'etcd_cert_dir', 'bin_dir', 'etcd_cluster_token']) templated(h, k);
@@ -159,11 +175,13 @@ export function specFromInventory(
       if (prev === undefined) layoutOf.set(k, val);
     }
     hosts.push({ host: h, member, line: lineOfHost(o.text, h) });
+    const user = str(v.ansible_user) ?? str(v.ansible_ssh_user) ?? o.defaultUser;
+    const become = becomeOf(v, user, (why) => problems.push(`${where(h)}: ${h}'s ${why}`));
     members.push({
       name: member,
       address,
       certName: h,
-      ssh: { host: sshHost, port: Number.isInteger(port) ? port : 22, user: str(v.ansible_user) ?? str(v.ansible_ssh_user) ?? o.defaultUser, hostKey: found.keys[0]?.key ?? 'SHA256:missing' },
+      ssh: { host: sshHost, port: Number.isInteger(port) ? port : 22, user, hostKey: found.keys[0]?.key ?? 'SHA256:missing', become, ...(bastion ? { via: [bastion] } : {}) },
     });
   });
   const byName = new Map<string, string[]>();
@@ -189,6 +207,22 @@ export function specFromInventory(
     input[k] = typeof v === 'object' && v !== null && !Array.isArray(v) ? { ...(input[k] as object), ...v } : v;
   }
   return { spec: parseClusterSpec(input as ClusterSpecInput, `${o.file} (as a cluster spec${o.overlay ? ', with the overlay' : ''})`), hosts };
+}
+
+/**
+ * `become` for a host's SSH user: `ansible_become` when set (its method must be sudo, to root);
+ * else sudo for a user other than root, since Kubespray runs its playbooks with `--become`.
+ */
+function becomeOf(v: Record<string, unknown>, user: string, problem: (why: string) => void): 'none' | 'sudo' {
+  const raw = v.ansible_become;
+  const flag = typeof raw === 'boolean' ? raw : typeof raw === 'string' ? /^(true|yes|on|1)$/i.test(raw.trim()) : undefined;
+  const become = flag ?? user !== 'root';
+  if (!become) return 'none';
+  const method = str(v.ansible_become_method) ?? 'sudo';
+  if (method !== 'sudo') problem(`ansible_become_method is "${method}": etcd-steward becomes root with sudo only (sudo -n, see the README's sudoers line)`);
+  const to = str(v.ansible_become_user) ?? 'root';
+  if (to !== 'root') problem(`ansible_become_user is "${to}": etcd-steward's commands run as root (they write certificates and start etcd)`);
+  return 'sudo';
 }
 
 /** The cluster name a Kubespray inventory implies: its directory's (inventory/prod-eu/hosts.yaml → prod-eu). */

@@ -196,6 +196,38 @@ describe('Kubespray inventories, read by ansible-inventory', () => {
     rejects(inventory('templated', { 'inventory.ini': '[etcd]\nnode1 ansible_host=192.0.2.11 ip="{{ hostvars[inventory_hostname].x }}"\n' }), /node1's ip is a Jinja template .*set it to its value/);
     rejects(inventory('broken', { 'inventory.ini': '[etcd\nnode1\n' }), /ansible-inventory cannot parse it/);
   });
+
+  it('become and the bastion: ansible_become (else sudo for a user other than root, as Kubespray runs with --become), the [bastion] host as every etcd host\'s jump host, its key pinned from known_hosts', () => {
+    const file = inventory('behind-bastion', {
+      'inventory.ini': [
+        '[all]',
+        'node1 ansible_host=192.0.2.11 ansible_user=ubuntu',
+        'node2 ansible_host=192.0.2.12 ansible_user=root',
+        'node3 ansible_host=192.0.2.13 ansible_port=2222 ansible_user=ubuntu ansible_become=false',
+        'bastion ansible_host=192.0.2.14 ansible_user=jump',
+        '[bastion]',
+        'bastion',
+        '[etcd]',
+        'node1',
+        'node2',
+        'node3',
+      ].join('\n'),
+    });
+    const { spec } = load(file);
+    assert.deepEqual(
+      spec.members.map((m) => [m.name, m.ssh.user, m.ssh.become ?? 'none', m.ssh.via]),
+      ['ubuntu', 'root', 'ubuntu'].map((user, i) => [`etcd${i + 1}`, user, i === 0 ? 'sudo' : 'none', [{ host: '192.0.2.14', port: 22, user: 'jump', hostKey: ED }]]),
+    );
+    rejects(
+      inventory('su', { 'inventory.ini': '[etcd]\nnode1 ansible_host=192.0.2.11 ansible_user=ubuntu ansible_become_method=su ansible_become_user=postgres\n' }),
+      /inventory\.ini:2: node1's ansible_become_method is "su": etcd-steward becomes root with sudo only/,
+      /inventory\.ini:2: node1's ansible_become_user is "postgres": etcd-steward's commands run as root/,
+    );
+    rejects(
+      inventory('unknown-bastion', { 'inventory.ini': '[etcd]\nnode1 ansible_host=192.0.2.11\n[bastion]\nbastion ansible_host=192.0.2.99\n' }),
+      /inventory\.ini:4: no host key for the bastion 192\.0\.2\.99 \(bastion\) in .*known_hosts/,
+    );
+  });
 });
 
 describe('the CLI with --inventory, on a real bed', () => {

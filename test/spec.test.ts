@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseClusterSpec, SpecError, memberPaths } from '../spec/cluster';
+import { parseScaleOutInput } from '../spec/operations';
 import { failureTolerance, quorum } from '../common/quorum';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -36,6 +37,31 @@ describe('cluster spec', () => {
     assert.deepEqual(spec.ca, { host: 'etcd1', dir: '/etc/ssl/etcd/ssl' });
     assert.equal(memberPaths(spec, 'etcd1').cert, '/etc/ssl/etcd/ssl/member-etcd1.pem');
     assert.equal(memberPaths(spec, 'etcd1').key, '/etc/ssl/etcd/ssl/member-etcd1-key.pem');
+  });
+
+  it('ssh: root and direct by default; cluster-wide user, become and via; a member\'s own settings win (via: [] is direct); added members take the defaults', () => {
+    const bastion = { host: '192.0.2.254', hostKey: KEY };
+    const plain = parseClusterSpec({ name: 'p', members: [member('etcd1', '192.0.2.1')] }).members[0]!.ssh;
+    assert.deepEqual(plain, { host: '192.0.2.1', port: 22, user: 'root', hostKey: KEY }, 'no become, no via when not used');
+    const spec = parseClusterSpec({
+      name: 'fleet',
+      ssh: { user: 'ops', become: 'sudo', via: [bastion] },
+      members: [
+        member('etcd1', '192.0.2.1'),
+        { name: 'etcd2', address: '192.0.2.2', ssh: { hostKey: KEY, user: 'root', become: 'none', via: [] } },
+        { name: 'etcd3', address: '192.0.2.3', ssh: { hostKey: KEY, via: [{ ...bastion, port: 2200, user: 'jump' }] } },
+      ],
+    });
+    assert.deepEqual(spec.members[0]!.ssh, { host: '192.0.2.1', port: 22, user: 'ops', hostKey: KEY, become: 'sudo', via: [{ host: '192.0.2.254', port: 22, user: 'ops', hostKey: KEY }] }, 'the jump host\'s user defaults to the member\'s');
+    assert.deepEqual(spec.members[1]!.ssh, { host: '192.0.2.2', port: 22, user: 'root', hostKey: KEY, become: 'none', via: [] }, 'opting out of the defaults is written out');
+    assert.deepEqual(spec.members[2]!.ssh.via, [{ host: '192.0.2.254', port: 2200, user: 'jump', hostKey: KEY }]);
+    assert.deepEqual(parseClusterSpec(spec).members, spec.members, 'a normalized spec parses to itself (workflows pass it on)');
+    const added = parseScaleOutInput({ spec, add: [member('etcd4', '192.0.2.4')] }).add[0]!;
+    assert.deepEqual(added.ssh, { ...spec.members[0]!.ssh, host: '192.0.2.4' });
+    const issues = issuesOf({ name: 'p', ssh: { become: 'su', via: [{ host: 'bastion..x', hostKey: 'nope' }] }, members: [member('etcd1', '192.0.2.1')] });
+    assert.ok(issues.some((i) => /^ssh\.become: .*"none" \| "sudo"|^ssh\.become: .*'none' \| 'sudo'|^ssh\.become: Invalid option/.test(i)), issues.join('\n'));
+    assert.ok(issues.some((i) => i.startsWith('ssh.via[0].host: must be an IP address or a DNS name')), issues.join('\n'));
+    assert.ok(issues.some((i) => i.startsWith('ssh.via[0].hostKey: must be an OpenSSH public key')), issues.join('\n'));
   });
 
   it('expands {name} in layout templates', () => {
