@@ -541,9 +541,10 @@ export class SshPool {
         if (out !== 'not-opened' && target.become === 'sudo' && out.code === 1) {
           const refused = SUDO_REFUSED.exec(out.stderr);
           if (refused) {
+            const tty = /tty|terminal/i.test(refused[0]);
             throw new SshError(
-              `${where}: sudo -n refused to run our command as root (${refused[0].trim()}): the SSH user ${target.user} needs this sudoers entry on that host, ` +
-                `e.g. in /etc/sudoers.d/etcd-steward (edit it with visudo -f): ${sudoersLine(target.user)}`,
+              `${where}: sudo -n refused to run our command as root (${refused[0].trim()}): the SSH user ${target.user} needs ${tty ? 'sudo without a terminal' : 'this sudoers entry'} on that host, ` +
+                `e.g. in /etc/sudoers.d/etcd-steward (edit it with visudo -f): ${tty ? `Defaults:${target.user} !requiretty, and ` : ''}${sudoersLine(target.user)}`,
               'sudo',
             );
           }

@@ -173,7 +173,16 @@ export class Bed {
       }
       mkdirSync(sshdDir, { recursive: true, mode: 0o700 });
       if (!(await portFree(address, sshPort))) throw new Error(`${address}:${sshPort} is already in use: another bed running? Stop it (npm run bed -- down) or choose another net/sshPort.`);
-      const sshdConfig = await writeSshd(root, address, sshPort, name, workerPub, access === 'sudo' ? ['PermitRootLogin no', `AllowUsers ${BED_USERS.sudo} ${BED_USERS.sudoWithPassword}`] : ['PermitRootLogin prohibit-password', `AllowUsers ${user}`]);
+      // Non-root: the key as the README advises it for the worker's user (restrict: no pty, no forwarding; commands only).
+      const sshdConfig = await writeSshd(
+        root,
+        address,
+        sshPort,
+        name,
+        workerPub,
+        access === 'sudo' ? ['PermitRootLogin no', `AllowUsers ${BED_USERS.sudo} ${BED_USERS.sudoWithPassword}`] : ['PermitRootLogin prohibit-password', `AllowUsers ${user}`],
+        access === 'sudo' ? 'restrict' : '',
+      );
       spawnRecorded(dir, `sshd of ${name}`, '/usr/sbin/sshd', ['-D', '-e', '-f', sshdConfig], join(root, 'log', 'sshd.log'), sshdConfig);
       const hostKey = readFileSync(join(sshdDir, 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
       hosts.push({ name, address, root, hostKey, sshdConfig, ssh: { name, host: address, port: sshPort, user, hostKey, ...(access === 'sudo' ? { become: 'sudo' as const } : {}) } });
@@ -198,7 +207,7 @@ export class Bed {
         'ForceCommand /bin/false',
         // its logins are logged (the first LogLevel wins): tests count them
         'LogLevel INFO',
-      ]);
+      ], `restrict,port-forwarding,${hosts.map((h) => `permitopen="${h.address}:${sshPort}"`).join(',')}`);
       spawnRecorded(dir, 'sshd of bastion', '/usr/sbin/sshd', ['-D', '-e', '-f', sshdConfig], join(root, 'log', 'sshd.log'), sshdConfig);
       await waitForPort(address, sshPort, 15_000, 'sshd of the bastion', join(root, 'log', 'sshd.log'));
       const hostKey = readFileSync(join(root, 'sshd', 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
@@ -441,14 +450,14 @@ export class Bed {
  * A host's sshd configuration (and its host key), written under `<root>/sshd`. authorized_keys
  * lives in `<root>/sshd-keys`, readable by the login user: sshd reads it as that user.
  */
-async function writeSshd(root: string, address: string, port: number, name: string, workerPub: string, access: string[]): Promise<string> {
+async function writeSshd(root: string, address: string, port: number, name: string, workerPub: string, access: string[], keyOptions = ''): Promise<string> {
   const sshdDir = join(root, 'sshd');
   const keysDir = join(root, 'sshd-keys');
   mkdirSync(sshdDir, { recursive: true, mode: 0o700 });
   mkdirSync(keysDir, { recursive: true, mode: 0o755 });
   chmodSync(keysDir, 0o755);
   await bash(`ssh-keygen -q -t ed25519 -N '' -C ${name} -f '${sshdDir}/ssh_host_ed25519_key'`);
-  writeFileSync(join(keysDir, 'authorized_keys'), workerPub, { mode: 0o644 });
+  writeFileSync(join(keysDir, 'authorized_keys'), `${keyOptions ? `${keyOptions} ` : ''}${workerPub}`, { mode: 0o644 });
   const config = join(sshdDir, 'sshd_config');
   writeFileSync(
     config,
