@@ -8,12 +8,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { sshTarget } from '../activities/host';
-import { sshExec } from '../activities/ssh';
+import { SshPool, sshExec } from '../activities/ssh';
 import { type ClusterSpec, memberPaths } from '../spec/cluster';
 import { BED_USERS, Bed } from '../testbed';
 import { connectionsTo } from '../testbed/procs';
 import { causeChain, recordHistory, stackAndBeds } from './helpers';
 
+const re = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const uidOf = (user: string) => Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
 
 /** The bed's spec with every member's ssh left to the cluster-wide defaults, which `ssh` then replaces. */
@@ -31,12 +32,30 @@ describe('root-less SSH through a bastion', () => {
     const t = sshTarget(m);
     assert.equal(t.user, BED_USERS.sudo);
     assert.equal(t.become, 'sudo');
-    await assert.rejects(sshExec({ ...t, user: 'root', become: undefined, via: undefined }, bed.sshIdentity, 'true', { timeoutMs: 10_000 }), /etcd1 \(root@127\.10\.0\.1:2222\): cannot reach sshd: connect ECONNREFUSED/);
-    await assert.rejects(sshExec({ ...t, user: 'root', become: undefined }, bed.sshIdentity, 'true', { timeoutMs: 10_000 }), /via bastion 127\.10\.0\.254:2222\): login refused \(publickey\).*PermitRootLogin/s);
+    await assert.rejects(sshExec({ ...t, user: 'root', become: undefined, via: undefined }, bed.sshIdentity, 'true', { timeoutMs: 10_000 }), new RegExp(`etcd1 \\(root@${re(t.host)}:2222\\): cannot reach sshd: connect ECONNREFUSED`));
+    await assert.rejects(sshExec({ ...t, user: 'root', become: undefined }, bed.sshIdentity, 'true', { timeoutMs: 10_000 }), new RegExp(`via bastion ${re(bed.bastion!.address)}:2222\\): login refused \\(publickey\\).*PermitRootLogin`, 's'));
     await assert.rejects(sshExec({ ...t, via: undefined }, bed.sshIdentity, 'true', { timeoutMs: 10_000 }), /cannot reach sshd: connect ECONNREFUSED/, 'the bastion is the only way in');
     // Under sudo: root, the SSH user known to sudo, the script's standard input passed through, root's umask.
     const r = await sshExec(t, bed.sshIdentity, 'id -u; echo "$SUDO_USER"; cat; umask', { stdin: 'through sudo\n' });
     assert.deepEqual(r.stdout.split('\n'), ['0', BED_USERS.sudo, 'through sudo', '0022', '']);
+  });
+
+  it('one connection to the bastion carries every host: the pool opens hosts + 1 connections and reuses them all', async () => {
+    const pool = new SshPool();
+    try {
+      const targets = bed.hosts.map((h) => h.ssh);
+      for (let round = 0; round < 2; round++) {
+        const out = await Promise.all(targets.map((t) => pool.exec(t, bed.sshIdentity, 'echo "$(id -u) $SUDO_USER"')));
+        assert.deepEqual(out.map((r) => r.stdout.trim()), targets.map(() => `0 ${BED_USERS.sudo}`));
+      }
+      const st = pool.stats();
+      assert.equal(st.connections, targets.length + 1, `${st.connections} connections for ${targets.length} hosts behind one bastion`);
+      assert.equal(st.execs, targets.length * 2);
+      assert.equal(st.reused, targets.length, 'the second round reused every host connection');
+      assert.equal(connectionsTo(bed.bastion!.address, bed.bastion!.port).filter((uid) => uid === 0).length >= 1, true);
+    } finally {
+      await pool.closeAll();
+    }
   });
 
   it('scale-out 3 → 4 completes as etcd-steward with sudo through the bastion: no member restarted, files as root writes them, every connection to a member from the bastion', async () => {
@@ -60,7 +79,7 @@ describe('root-less SSH through a bastion', () => {
 
     // Preflight said how it reached each host, before any change.
     const events = (await op.status()).events.map((e) => e.message);
-    for (const n of ['etcd1', 'etcd2', 'etcd3', 'etcd4']) assert.ok(events.includes(`access ${n}: user etcd-steward via bastion 127.10.0.254:2222, sudo -n works`), `no access line for ${n} in:\n${events.join('\n')}`);
+    for (const n of ['etcd1', 'etcd2', 'etcd3', 'etcd4']) assert.ok(events.includes(`access ${n}: user etcd-steward via bastion ${bed.bastion!.address}:2222, sudo -n works`), `no access line for ${n} in:\n${events.join('\n')}`);
     const firstChange = events.findIndex((e) => e.startsWith('etcd4: '));
     assert.ok(firstChange > 0 && events.every((e, i) => !e.startsWith('access ') || i < firstChange), `the access lines come before the first step:\n${events.join('\n')}`);
 
@@ -88,7 +107,7 @@ describe('root-less SSH through a bastion', () => {
     assert.ok(err instanceof WorkflowFailedError, String(err));
     const chain = causeChain(err);
     for (const n of ['etcd1', 'etcd2', 'etcd3', 'etcd4']) {
-      assert.match(chain, new RegExp(`spec member ${n}: ${n} \\(etcd-steward-pw@127\\.10\\.0\\.\\d:2222 via bastion 127\\.10\\.0\\.254:2222\\): sudo -n refused to run our command as root \\(sudo: a password is required\\)`));
+      assert.match(chain, new RegExp(`spec member ${n}: ${n} \\(etcd-steward-pw@${re(bed.host(n).address)}:2222 via bastion ${re(bed.bastion!.address)}:2222\\): sudo -n refused to run our command as root \\(sudo: a password is required\\)`));
     }
     assert.match(chain, /add\[0\] \(etcd5\): .*sudo -n refused/);
     assert.match(chain, /etcd-steward-pw ALL=\(root\) NOPASSWD: \/bin\/bash/);
@@ -110,7 +129,8 @@ describe('root-less SSH through a bastion', () => {
       (e: unknown) => e,
     );
     const chain = causeChain(err);
-    assert.match(chain, /bastion 127\.10\.0\.254:2222 \(etcd-steward-jump@127\.10\.0\.254:2222\): host key does not match its pin: the host presented SHA256:\S+, the cluster spec pins SHA256:\S+\. .*update ssh\.via\[0\]\.hostKey/s);
+    const b = re(bed.bastion!.address);
+    assert.match(chain, new RegExp(`bastion ${b}:2222 \\(etcd-steward-jump@${b}:2222\\): host key does not match its pin: the host presented SHA256:\\S+, the cluster spec pins SHA256:\\S+\\. .*update ssh\\.via\\[0\\]\\.hostKey`, 's'));
     assert.equal(logins(), loginsBefore, 'the worker authenticated to a bastion whose key did not match');
     assert.ok(loginsBefore > 0, 'the bastion log shows no login at all: the check above could not fail');
     const after = await bed.observe();
