@@ -18,8 +18,9 @@ program
   .description('bring up hosts, the etcd cluster and a Temporal dev server, and leave them running')
   .option('--hosts <n>', 'number of hosts', (v) => Number(v), 5)
   .option('--members <n>', 'members of the initial cluster', (v) => Number(v), 3)
-  .action(async (o: { hosts: number; members: number }) => {
-    const bed = await Bed.up({ hosts: o.hosts, members: o.members, log: (l) => console.log(l) });
+  .option('--non-root', 'hosts that refuse root logins, reached as etcd-steward with sudo through a bastion (needs root: makes users, a sudoers file, a firewall rule)', false)
+  .action(async (o: { hosts: number; members: number; nonRoot: boolean }) => {
+    const bed = await Bed.up({ hosts: o.hosts, members: o.members, ...(o.nonRoot ? { access: 'sudo' as const, bastion: true } : {}), log: (l) => console.log(l) });
     const temporal = await startTemporal({ dir: TEMPORAL_DIR });
     console.log(`\nTemporal ${temporal.address}, Web UI ${temporal.uiUrl}`);
     console.log(`\nworker environment:\n  STEWARD_TEMPORAL_ADDRESS=${temporal.address} STEWARD_SSH_KEY=${bed.secretFiles.sshKey} STEWARD_ETCD_CA=${bed.secretFiles.etcdCa} STEWARD_ETCD_CERT=${bed.secretFiles.etcdCert} STEWARD_ETCD_KEY=${bed.secretFiles.etcdKey}`);
