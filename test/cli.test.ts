@@ -114,6 +114,8 @@ describe('the operator CLI', () => {
     assert.match(out.stdout, /^ {2}untouched: etcd1, etcd2, etcd3: not restarted/m, show(out));
     assert.match(out.stdout, /^ {4}- an operator's approve before the first batch$/m, show(out));
     assert.match(out.stdout, /^ {4}- .*target size 4 is even/m, show(out));
+    const user = bed.spec.members[0]!.ssh.user;
+    assert.match(out.stdout, new RegExp(`^ {2}access \\(as preflight reached each host\\):\n {4}- etcd1: user ${user}, direct\n {4}- etcd2: user ${user}, direct\n {4}- etcd3: user ${user}, direct\n {4}- etcd4: user ${user}, direct$`, 'm'), show(out));
 
     const restart = await cli(['plan', 'restart', '--spec', f('spec.json'), '--reason', 'test', '--output', 'json']);
     assert.equal(restart.code, 0, show(restart));
