@@ -32,7 +32,7 @@ export interface SshTarget {
   hostKey: string;
   /**
    * `sudo`: every command runs as root through `sudo -n` (non-interactive: a password prompt is an
-   * error naming the sudoers entry needed, see SUDO_COMMAND). Absent: commands run as `user`.
+   * error naming the sudoers entry needed, see sudoCommand). Absent: commands run as `user`.
    */
   become?: 'sudo';
   /**
