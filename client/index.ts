@@ -28,6 +28,7 @@ import {
   parseScaleOutInput,
 } from '../spec/operations';
 import type { HealthReport } from '../workflows/health';
+import { type TemporalConnection, temporalConnection } from './connection';
 import type { RollingRestartResult } from '../workflows/rollingRestart';
 import type { ScaleOutResult } from '../workflows/scaleOut';
 import type { ScaleInResult } from '../workflows/scaleIn';
@@ -57,12 +58,24 @@ export type { ScaleInResult } from '../workflows/scaleIn';
 export type { ReplaceMemberResult } from '../workflows/replaceMember';
 export type { OperationPlanReport } from '../common/planText';
 export type { OperationStatus, ApproveArgs, AbortArgs, AbortResult, ApproveResult, PauseArgs, PauseState, ResumeArgs, QuorumVerdict } from '../workflows/messages';
+export { type TemporalConnection, TemporalConfigError, temporalConnection } from './connection';
 export { loadClusterSpec, parseClusterSpec, SpecError } from '../spec/cluster';
 export { operationWorkflowId } from '../common/ids';
 
 export interface StewardClientOptions {
+  /**
+   * Where Temporal is, and as what namespace. Unset: from the Temporal environment and config
+   * profile, as the Temporal CLI reads them (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*,
+   * TEMPORAL_API_KEY, TEMPORAL_PROFILE: see client/connection.ts); given: these win.
+   */
   address?: string;
   namespace?: string;
+  /** The config profile to read (else TEMPORAL_PROFILE, else `default`). */
+  profile?: string;
+  /** The environment to read (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Settings already resolved by temporalConnection(): used as they are (the options above are then ignored). */
+  temporal?: TemporalConnection;
   taskQueue?: string;
   /** How long connecting may take before it fails (default: the SDK's, 10 seconds). */
   connectTimeout?: Duration;
@@ -213,8 +226,16 @@ export class StewardClient {
   ) {}
 
   static async connect(opts: StewardClientOptions = {}): Promise<StewardClient> {
-    const connection = await Connection.connect({ address: opts.address ?? '127.0.0.1:7233', ...(opts.connectTimeout !== undefined ? { connectTimeout: opts.connectTimeout } : {}) });
-    return new StewardClient(new Client({ connection, namespace: opts.namespace ?? 'default' }), connection, opts.taskQueue ?? DEFAULT_TASK_QUEUE);
+    const t =
+      opts.temporal ??
+      temporalConnection({
+        ...(opts.env ? { env: opts.env } : {}),
+        ...(opts.address !== undefined ? { address: opts.address } : {}),
+        ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
+        ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
+      });
+    const connection = await Connection.connect({ ...t.options, ...(opts.connectTimeout !== undefined ? { connectTimeout: opts.connectTimeout } : {}) });
+    return new StewardClient(new Client({ connection, namespace: t.namespace }), connection, opts.taskQueue ?? DEFAULT_TASK_QUEUE);
   }
 
   /** Runs the read-only health workflow and returns its report. */

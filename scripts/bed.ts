@@ -23,7 +23,7 @@ program
     const bed = await Bed.up({ hosts: o.hosts, members: o.members, ...(o.nonRoot ? { access: 'sudo' as const, bastion: true } : {}), log: (l) => console.log(l) });
     const temporal = await startTemporal({ dir: TEMPORAL_DIR });
     console.log(`\nTemporal ${temporal.address}, Web UI ${temporal.uiUrl}`);
-    console.log(`\nworker environment:\n  STEWARD_TEMPORAL_ADDRESS=${temporal.address} STEWARD_SSH_KEY=${bed.secretFiles.sshKey} STEWARD_ETCD_CA=${bed.secretFiles.etcdCa} STEWARD_ETCD_CERT=${bed.secretFiles.etcdCert} STEWARD_ETCD_KEY=${bed.secretFiles.etcdKey}`);
+    console.log(`\nworker environment:\n  TEMPORAL_ADDRESS=${temporal.address} STEWARD_SSH_KEY=${bed.secretFiles.sshKey} STEWARD_ETCD_CA=${bed.secretFiles.etcdCa} STEWARD_ETCD_CERT=${bed.secretFiles.etcdCert} STEWARD_ETCD_KEY=${bed.secretFiles.etcdKey}`);
     console.log(`\ncluster spec:\n${JSON.stringify(bed.spec, null, 2)}`);
     console.log(`\nspare hosts: ${bed.hosts.slice(o.members).map((h) => `${h.name} ${h.address} (host key ${h.hostKey})`).join('; ') || 'none'}`);
     console.log('\nstop with: npm run bed -- down');

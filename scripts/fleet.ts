@@ -130,7 +130,7 @@ async function startWorker(address: string, secrets: Bed['secretFiles']): Promis
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     TMPDIR: process.env.TMPDIR,
-    STEWARD_TEMPORAL_ADDRESS: address,
+    TEMPORAL_ADDRESS: address,
     STEWARD_SSH_KEY: secrets.sshKey,
     STEWARD_ETCD_CA: secrets.etcdCa,
     STEWARD_ETCD_CERT: secrets.etcdCert,

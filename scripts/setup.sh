@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up shared by `npm run demo` and `npm test`:
 #   1. system packages: etcd-server etcd-client openssh-server openssl ansible-core chromium sudo
-#      iptables (apt, when missing; ansible-core's ansible-inventory reads Kubespray inventories, as
-#      Kubespray users have it; chromium is the browser the Web UI tests drive; sudo and iptables make
-#      the root-less bed: a worker user with sudo, and a bastion that is the only way to the hosts)
+#      iptables nginx libnginx-mod-stream (apt, when missing; ansible-core's ansible-inventory reads
+#      Kubespray inventories, as Kubespray users have it; chromium is the browser the Web UI tests
+#      drive; sudo and iptables make the root-less bed: a worker user with sudo, and a bastion that
+#      is the only way to the hosts; nginx's stream module is the mTLS proxy in front of Temporal)
 #   2. npm dependencies (npm ci, when node_modules is missing or older than package-lock.json)
 #   3. the Temporal CLI (dev server + Web UI): $TEMPORAL_CLI, `temporal` on PATH,
 #      $(go env GOPATH)/bin/temporal, else built once with `go install`, else the SDK's download.
@@ -21,6 +22,8 @@ command -v ansible-inventory >/dev/null 2>&1 || need+=(ansible-core)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/sudo ] || need+=(sudo)
 [ -x /usr/sbin/iptables ] || need+=(iptables)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 command -v start-stop-daemon >/dev/null 2>&1 || [ -x /usr/sbin/start-stop-daemon ] || need+=(dpkg)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

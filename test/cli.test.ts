@@ -22,8 +22,8 @@ interface Run {
 
 /** `node --import tsx client/cli/main.ts ARGS`, with the Temporal address from the environment. */
 function cli(args: string[], timeoutMs = 60_000): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, STEWARD_TEMPORAL_ADDRESS: `127.0.0.1:${TEMPORAL.port}` };
-  for (const k of ['STEWARD_NAMESPACE', 'STEWARD_TASK_QUEUE', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS']) delete env[k];
+  const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: `127.0.0.1:${TEMPORAL.port}` };
+  for (const k of ['STEWARD_TEMPORAL_ADDRESS', 'STEWARD_NAMESPACE', 'TEMPORAL_NAMESPACE', 'TEMPORAL_PROFILE', 'TEMPORAL_CONFIG_FILE', 'STEWARD_TASK_QUEUE', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS']) delete env[k];
   return new Promise((res) => {
     execFile(process.execPath, ['--import', 'tsx', '--disable-warning=DEP0123', 'client/cli/main.ts', ...args], { cwd: ROOT, env, timeout: timeoutMs }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: number | string; signal?: string }) | null;

@@ -251,12 +251,14 @@ describe('docker-compose.yml', () => {
     const read = new Set([...configSrc.matchAll(/\b(STEWARD_[A-Z0-9_]+)\s*:/g)].map((m) => m[1]!));
     assert.ok(read.size >= 5, `found only ${[...read].join(', ')} in worker/config.ts`);
     const env = envOf(services.worker!);
-    assert.deepEqual(Object.keys(env).sort(), [...read].sort());
+    // its own settings, and the connection the Temporal way (client/connection.ts reads TEMPORAL_*)
+    assert.deepEqual(Object.keys(env).filter((k) => k.startsWith('STEWARD_')).sort(), [...read].sort());
+    assert.deepEqual(Object.keys(env).filter((k) => !k.startsWith('STEWARD_')).sort(), ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE']);
     // the values pass the worker's own validation
-    const config = workerConfigFromEnv(env);
+    const config = workerConfigFromEnv({ ...env, HOME: '/nonexistent' });
     assert.equal(config.taskQueue, DEFAULT_TASK_QUEUE);
-    assert.equal(config.address, 'temporal:7233');
-    assert.ok(config.address.split(':')[0]! in services, 'STEWARD_TEMPORAL_ADDRESS does not name a service');
+    assert.equal(config.temporal.options.address, 'temporal:7233');
+    assert.ok(config.temporal.options.address.split(':')[0]! in services, 'TEMPORAL_ADDRESS does not name a service');
   });
 
   it('points the worker at its secret files under /run/secrets/, each one granted to it', () => {

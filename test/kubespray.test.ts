@@ -238,8 +238,8 @@ describe('the CLI with --inventory, on a real bed', () => {
   const f = (name: string) => join(files, 'bed-cluster', name);
 
   function cli(args: string[], timeoutMs = 180_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const env: NodeJS.ProcessEnv = { ...process.env, STEWARD_TEMPORAL_ADDRESS: `127.0.0.1:${TEMPORAL.port}` };
-    for (const k of ['STEWARD_NAMESPACE', 'STEWARD_TASK_QUEUE', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS']) delete env[k];
+    const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: `127.0.0.1:${TEMPORAL.port}` };
+    for (const k of ['STEWARD_TEMPORAL_ADDRESS', 'STEWARD_NAMESPACE', 'TEMPORAL_NAMESPACE', 'TEMPORAL_PROFILE', 'TEMPORAL_CONFIG_FILE', 'STEWARD_TASK_QUEUE', 'NODE_TEST_CONTEXT', 'NODE_OPTIONS']) delete env[k];
     return new Promise((res) => {
       // the package's bin, as `npx etcd-steward` runs it
       execFile(process.execPath, [join(ROOT, 'bin', 'etcd-steward.cjs'), ...args], { cwd: ROOT, env, timeout: timeoutMs }, (err, stdout, stderr) => {
@@ -287,7 +287,7 @@ describe('the CLI with --inventory, on a real bed', () => {
     // on a terminal (script(1) gives it one): the live view, members and the gate redrawn in place
     const cmd = [process.execPath, join(ROOT, 'bin', 'etcd-steward.cjs'), 'scale-out', ...inventoryArgs(), '--wait'].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
-      const env: NodeJS.ProcessEnv = { ...process.env, STEWARD_TEMPORAL_ADDRESS: `127.0.0.1:${TEMPORAL.port}`, TERM: 'xterm' };
+      const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: `127.0.0.1:${TEMPORAL.port}`, TERM: 'xterm' };
       for (const k of ['NODE_TEST_CONTEXT', 'NODE_OPTIONS']) delete env[k];
       execFile('script', ['-q', '-e', '-c', cmd, '/dev/null'], { cwd: ROOT, env, timeout: 180_000 }, (err, stdout, stderr) => {
         const e = err as (Error & { code?: number | string }) | null;

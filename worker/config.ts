@@ -1,12 +1,14 @@
 /**
  * Worker configuration, from the environment. The worker alone holds the secrets: the SSH
  * identity it logs in to hosts with and the etcd client certificate; they are read from files
- * and never written to workflow inputs, results or logs.
+ * and never written to workflow inputs, results or logs. The connection to Temporal is read as
+ * the Temporal CLI reads it (TEMPORAL_ADDRESS, TEMPORAL_TLS_*, a profile: client/connection.ts).
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { formatIssues } from '../spec/cluster';
 import type { ActivityDeps } from '../activities';
+import { type TemporalConnection, temporalConnection } from '../client/connection';
 
 import { DEFAULT_TASK_QUEUE } from '../common/ids';
 import { DEFAULT_SSH_MAX_CONNECTIONS } from '../activities/ssh-pool';
@@ -41,8 +43,6 @@ export const WORKER_LIMIT_DEFAULTS = {
 } as const;
 
 const schema = z.object({
-  STEWARD_TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
-  STEWARD_NAMESPACE: z.string().min(1).default('default'),
   STEWARD_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   STEWARD_SSH_KEY: z.string({ error: 'is not set: the path of the private key the worker logs in to member hosts with' }).min(1),
   STEWARD_ETCD_CA: z.string({ error: "is not set: the path of the etcd cluster's CA certificate (ca.pem)" }).min(1),
@@ -68,8 +68,8 @@ const schema = z.object({
 });
 
 export interface WorkerConfig {
-  address: string;
-  namespace: string;
+  /** How to reach Temporal: the Temporal environment and config profile (client/connection.ts). */
+  temporal: TemporalConnection;
   taskQueue: string;
   files: { sshKey: string; etcdCa: string; etcdCert: string; etcdKey: string };
   workflowBundle?: string;
@@ -90,8 +90,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
   if (!r.success) throw new Error(`worker configuration is not valid:\n${formatIssues(r.error).map((i) => `  - ${i}`).join('\n')}`);
   const c = r.data;
   return {
-    address: c.STEWARD_TEMPORAL_ADDRESS,
-    namespace: c.STEWARD_NAMESPACE,
+    temporal: temporalConnection({ env }),
     taskQueue: c.STEWARD_TASK_QUEUE,
     files: { sshKey: c.STEWARD_SSH_KEY, etcdCa: c.STEWARD_ETCD_CA, etcdCert: c.STEWARD_ETCD_CERT, etcdKey: c.STEWARD_ETCD_KEY },
     ...(c.STEWARD_WORKFLOW_BUNDLE ? { workflowBundle: c.STEWARD_WORKFLOW_BUNDLE } : {}),

@@ -12,13 +12,15 @@ async function main(): Promise<void> {
   const config = workerConfigFromEnv();
   const deps = loadSecrets(config.files);
   sshPool.setMaxConnections(config.sshMaxConnections);
-  const connection = await NativeConnection.connect({ address: config.address });
+  const connection = await NativeConnection.connect(config.temporal.options).catch((e: unknown) => {
+    throw new Error(`cannot connect to Temporal at ${config.temporal.description}: ${(e as Error).message}`);
+  });
   try {
     const hold = parseFaultHold(process.env.STEWARD_TEST_FAULT_HOLD);
     if (hold) process.stderr.write(`TEST FIXTURE: fault injection on: the first ${hold.activity} holds ${hold.point} its work\n`);
     const worker = await createWorker({
       connection,
-      namespace: config.namespace,
+      namespace: config.temporal.namespace,
       taskQueue: config.taskQueue,
       deps,
       around: holdAround(hold),
@@ -27,7 +29,7 @@ async function main(): Promise<void> {
     });
     const limits = Object.entries(config.limits).map(([k, v]) => `${k}=${v}`);
     process.stderr.write(
-      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.address} (namespace ${config.namespace}; ${limits.length ? limits.join(', ') : "the SDK's default limits"}; at most ${config.sshMaxConnections} SSH connections)\n`,
+      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.temporal.description} (${limits.length ? limits.join(', ') : "the SDK's default limits"}; at most ${config.sshMaxConnections} SSH connections)\n`,
     );
     await worker.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
   } finally {

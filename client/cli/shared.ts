@@ -8,6 +8,7 @@ import { type Client, type WorkflowExecutionDescription, type WorkflowHandle, Wo
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { innermostMessage } from '../../common/errors';
 import { readDocument } from '../../spec/cluster';
+import { type TemporalConnection, TemporalConfigError, temporalConnection } from '../connection';
 import {
   type OperationStatus,
   type ReplaceMemberResult,
@@ -40,8 +41,11 @@ export class CliError extends Error {
 }
 
 export interface Globals {
+  /** As given (--address), then as resolved for the connection (TEMPORAL_ADDRESS, the profile, the default). */
   address: string;
   namespace: string;
+  profile?: string;
+  configFile?: string;
   taskQueue: string;
 }
 export type Event = OperationStatus['events'][number];
@@ -73,11 +77,31 @@ export function causeMessage(e: unknown): string {
 }
 
 
+/**
+ * Connects as the Temporal CLI would (client/connection.ts), the options given winning; `g` then
+ * holds the address and namespace in use. Bad settings exit 2 naming the setting; a server that
+ * cannot be reached or refuses the connection exits 1 saying how we tried.
+ */
 export async function connect(g: Globals): Promise<StewardClient> {
+  let t: TemporalConnection;
   try {
-    return await StewardClient.connect({ address: g.address, namespace: g.namespace, taskQueue: g.taskQueue, connectTimeout: '5 seconds' });
+    t = temporalConnection({ address: g.address, namespace: g.namespace, profile: g.profile, configFile: g.configFile });
   } catch (e) {
-    throw new CliError(`cannot connect to Temporal at ${g.address}: ${causeMessage(e)} (set --address or STEWARD_TEMPORAL_ADDRESS)`);
+    if (e instanceof TemporalConfigError) throw new CliError(e.message, EXIT.badInput);
+    throw e;
+  }
+  g.address = t.options.address;
+  g.namespace = t.namespace;
+  try {
+    return await StewardClient.connect({ temporal: t, taskQueue: g.taskQueue, connectTimeout: '5 seconds' });
+  } catch (e) {
+    const how =
+      t.security === 'plaintext'
+        ? 'without TLS; a server that wants TLS needs TEMPORAL_TLS_* (or a --profile with tls)'
+        : t.security === 'TLS'
+          ? 'with TLS and no client certificate; a server that wants mTLS needs TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH'
+          : 'with mTLS';
+    throw new CliError(`cannot connect to Temporal at ${t.description} (${how}): ${causeMessage(e)} (set --address, TEMPORAL_ADDRESS or a --profile)`);
   }
 }
 
@@ -340,8 +364,9 @@ export function action<O, P = undefined>(
   return async (o: O, cmd: Command) => {
     const g = cmd.optsWithGlobals<Globals & O>();
     // Hints repeat the global options given on the command line, so they can be pasted as they are.
-    const given = (['address', 'namespace', 'taskQueue'] as const).filter((k) => cmd.getOptionValueSourceWithGlobals(k) === 'cli');
-    const flags = given.map((k) => ` --${k === 'taskQueue' ? 'task-queue' : k} ${g[k]}`).join('');
+    const given = (['address', 'namespace', 'profile', 'configFile', 'taskQueue'] as const).filter((k) => cmd.getOptionValueSourceWithGlobals(k) === 'cli');
+    const flag = (k: (typeof given)[number]) => (k === 'taskQueue' ? 'task-queue' : k === 'configFile' ? 'config-file' : k);
+    const flags = given.map((k) => ` --${flag(k)} ${g[k]}`).join('');
     const hints = (c: string) => `${SELF}${flags} ${c}`;
     let code: number;
     let steward: StewardClient | undefined;

@@ -25,7 +25,7 @@ export class WorkerProcess {
     const fd = openSync(logFile, 'a');
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      STEWARD_TEMPORAL_ADDRESS: address,
+      TEMPORAL_ADDRESS: address,
       STEWARD_SSH_KEY: bed.secretFiles.sshKey,
       STEWARD_ETCD_CA: bed.secretFiles.etcdCa,
       STEWARD_ETCD_CERT: bed.secretFiles.etcdCert,
