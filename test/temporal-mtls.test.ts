@@ -1,10 +1,12 @@
-// Integration: Temporal reached only through mTLS. nginx's stream module terminates TLS in front
+// Integration: production Temporal settings — reached only through mTLS, metrics to alert on. nginx's stream module terminates TLS in front
 // of the dev server and requires a client certificate (testbed/temporalTls.ts); a worker process
 // and the CLI connect through it with the Temporal CLI's own variables (TEMPORAL_ADDRESS,
 // TEMPORAL_TLS_*), and a scale-out runs on a real bed. Observed, not assumed: the worker's
 // sockets (from /proc) go to the proxy and none to the dev server. A CLI without a client
 // certificate is refused with a message saying why; a missing certificate file is named.
-// Its own ports and addresses (Temporal 27283/28283, proxy 27284, hosts 127.26.0.x).
+// The worker serves Prometheus metrics: etcd_steward_* counters move with a completed and a failed
+// operation, and no secret shows in a label or the log.
+// Its own ports and addresses (Temporal 27283/28283, proxy 27284, metrics 27285, hosts 127.26.0.x).
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,11 +16,25 @@ import { after, before, describe, it } from 'node:test';
 import { Bed } from '../testbed';
 import { type TemporalServer, startTemporal } from '../testbed/temporal';
 import { type TlsProxy, startTemporalTlsProxy } from '../testbed/temporalTls';
-import { waitFor } from './helpers';
+import { StewardClient, temporalConnection } from '../client';
+import { causeChain, waitFor } from './helpers';
 
 const ROOT = resolve(__dirname, '..');
 const TEMPORAL = { port: 27283, uiPort: 28283 };
 const PROXY_PORT = 27284;
+const METRICS_ADDRESS = '127.0.0.1:27285';
+
+/** The sum of the samples of `name` whose labels include `labels` (Prometheus text format). */
+function sample(text: string, name: string, labels: Record<string, string>): number | null {
+  let sum: number | null = null;
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum = (sum ?? 0) + Number(m[3]);
+  }
+  return sum;
+}
 
 interface Run {
   code: number | null;
@@ -99,6 +115,7 @@ describe('Temporal through mTLS (nginx in front of the dev server)', () => {
         STEWARD_ETCD_CA: bed.secretFiles.etcdCa,
         STEWARD_ETCD_CERT: bed.secretFiles.etcdCert,
         STEWARD_ETCD_KEY: bed.secretFiles.etcdKey,
+        STEWARD_METRICS_ADDRESS: METRICS_ADDRESS,
       }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -106,6 +123,7 @@ describe('Temporal through mTLS (nginx in front of the dev server)', () => {
     worker.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
     await waitFor('the worker to poll', () => /polling task queue/.test(workerLog) || worker!.exitCode !== null, 60_000);
     assert.match(workerLog, new RegExp(`polling task queue "etcd-steward" on 127\\.0\\.0\\.1:${PROXY_PORT} \\(mTLS\\), namespace default`), workerLog);
+    assert.match(workerLog, new RegExp(`metrics on http://${METRICS_ADDRESS.replace(/\./g, '\\.')}/metrics`), workerLog);
   });
 
   it('scale-out 3 → 4 from the CLI through the proxy; the worker talks to the proxy only', async () => {
@@ -116,6 +134,47 @@ describe('Temporal through mTLS (nginx in front of the dev server)', () => {
     const remotes = remotesOf(worker!.pid!);
     assert.ok(remotes.includes(proxy.address), `the worker holds no connection to the proxy: ${remotes.join(', ')}`);
     assert.ok(!remotes.includes(temporal.address), `the worker reached the dev server directly: ${remotes.join(', ')}`);
+  });
+
+  it('the metrics endpoint: etcd_steward_* counters move with a completed and a failed scale-out; gates, batches, catch-up, retries by step; no secret in a label or the log', async () => {
+    const scrape = async () => (await fetch(`http://${METRICS_ADDRESS}/metrics`)).text();
+    // A scale-out that fails: a new host with no sshd; preflight's three tries fail (two retries), then the operation.
+    const steward = await StewardClient.connect({ temporal: temporalConnection({ env: cleanEnv(proxy.env) }) });
+    try {
+      const spec = { ...bed.spec, members: bed.hosts.slice(0, 4).map((h) => Bed.memberInput(h)) };
+      const ghost = { ...Bed.memberInput(bed.host('etcd4')), name: 'ghost', address: '127.26.0.99', peerURLs: ['https://127.26.0.99:2380'], clientURLs: ['https://127.26.0.99:2379'] };
+      ghost.ssh = { ...ghost.ssh, host: '127.26.0.99' };
+      const op = await steward.startScaleOut({ spec, add: [ghost] });
+      const err = await op.result().then(
+        () => assert.fail('the scale-out completed'),
+        (e: unknown) => e,
+      );
+      assert.match(causeChain(err), /cannot reach sshd/);
+    } finally {
+      await steward.close();
+    }
+    const labels = { cluster: 'mtls', operation: 'scaleOut' };
+    const text = await waitFor('the failed operation in the metrics', async () => {
+      const t = await scrape();
+      return (sample(t, 'etcd_steward_operations_ended_total', { ...labels, outcome: 'failed' }) ?? 0) >= 1 ? t : null;
+    }, 30_000, 500);
+    assert.equal(sample(text, 'etcd_steward_operations_started_total', labels), 2, 'two scale-outs started');
+    assert.equal(sample(text, 'etcd_steward_operations_ended_total', { ...labels, outcome: 'completed' }), 1);
+    assert.equal(sample(text, 'etcd_steward_operations_ended_total', { ...labels, outcome: 'failed' }), 1);
+    assert.equal(sample(text, 'etcd_steward_batches_total', labels), 1, 'one batch let through its gate');
+    assert.equal(sample(text, 'etcd_steward_gate_wait_seconds_count', labels), 2, "the batch's gate and the final check");
+    assert.equal(sample(text, 'etcd_steward_gate_waiting', labels), 0, 'no gate waiting now');
+    assert.equal(sample(text, 'etcd_steward_learner_catch_up_seconds_count', labels), 1);
+    assert.ok((sample(text, 'etcd_steward_learner_catch_up_seconds_sum', labels) ?? 0) > 0);
+    assert.equal(sample(text, 'etcd_steward_activity_retries_total', { ...labels, step: 'preflightScaleOut' }), 2, 'preflight tried three times');
+    const ours = text.split('\n').filter((l) => l.startsWith('etcd_steward_'));
+    assert.ok(new Set(ours.map((l) => l.split(/[{ ]/)[0])).size >= 8, `etcd_steward_* series:\n${ours.join('\n')}`);
+    assert.ok(text.includes('temporal_'), "the SDK's own metrics are served too");
+    for (const secret of [readFileSync(proxy.files.clientKey, 'utf8'), readFileSync(bed.secretFiles.sshKey, 'utf8'), readFileSync(bed.secretFiles.etcdKey, 'utf8')]) {
+      const body = secret.split('\n')[1]!; // a line of key material
+      assert.ok(!text.includes(body) && !workerLog.includes(body), 'key material in the metrics or the worker log');
+    }
+    assert.doesNotMatch(text + workerLog, /PRIVATE KEY/);
   });
 
   it('a CLI without a client certificate is refused, and says what it tried and what the server wants', async () => {

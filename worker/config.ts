@@ -56,6 +56,12 @@ const schema = z.object({
   STEWARD_MAX_CONCURRENT_WORKFLOW_TASKS: limit('the workflow tasks this worker processes at once (unset: 40)', 2),
   /** Optional: workflows kept in this worker's cache between tasks (maxCachedWorkflows; SDK default from the V8 heap size). */
   STEWARD_MAX_CACHED_WORKFLOWS: limit('the workflows this worker keeps cached between tasks (unset: from the heap size, ~2,300 with a 4 GiB heap)', 2, 'no cache'),
+  /** Optional: where the worker serves Prometheus metrics (host:port, path /metrics); unset: none. */
+  STEWARD_METRICS_ADDRESS: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
+    .refine((v) => v === undefined || /^([^\s:[\]]+|\[[0-9a-fA-F:]+\]):\d{1,5}$/.test(v), { error: (i) => `is "${String(i.input)}": must be host:port (e.g. 127.0.0.1:9464, or [::]:9464 for every address), where the worker serves /metrics` }),
   /** Optional: SSH connections this worker keeps open at once, all hosts together (unset: 256). */
   STEWARD_SSH_MAX_CONNECTIONS: limit(`the SSH connections this worker keeps open at once, all hosts together (unset: ${DEFAULT_SSH_MAX_CONNECTIONS}; give it at least the hosts of the clusters it operates at once)`, 1),
 }).superRefine((c, ctx) => {
@@ -77,6 +83,8 @@ export interface WorkerConfig {
   limits: WorkerLimits;
   /** The SSH pool's cap on open connections (STEWARD_SSH_MAX_CONNECTIONS, else DEFAULT_SSH_MAX_CONNECTIONS). */
   sshMaxConnections: number;
+  /** Where to serve Prometheus metrics (STEWARD_METRICS_ADDRESS); none when unset. */
+  metricsAddress?: string;
 }
 
 export interface WorkerLimits {
@@ -100,6 +108,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Worke
       ...(c.STEWARD_MAX_CACHED_WORKFLOWS !== undefined ? { maxCachedWorkflows: c.STEWARD_MAX_CACHED_WORKFLOWS } : {}),
     },
     sshMaxConnections: c.STEWARD_SSH_MAX_CONNECTIONS ?? DEFAULT_SSH_MAX_CONNECTIONS,
+    ...(c.STEWARD_METRICS_ADDRESS ? { metricsAddress: c.STEWARD_METRICS_ADDRESS } : {}),
   };
 }
 

@@ -5,6 +5,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps, type ActivityWrapper } from '../activities';
 import type { WorkerLimits } from './config';
+import { retryMetrics } from './metrics';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
@@ -28,6 +29,8 @@ export function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
     taskQueue: opts.taskQueue,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(opts.deps, opts.around),
+    // etcd-steward's activity metrics (retries by step); the workflows emit theirs themselves
+    interceptors: { activity: [retryMetrics] },
     ...opts.limits,
   });
 }

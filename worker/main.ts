@@ -7,10 +7,12 @@ import { closeSshPool, sshPool, sshPoolStats } from '../activities/ssh';
 import { loadSecrets, workerConfigFromEnv } from './config';
 import { holdAround, parseFaultHold } from './fault-injection';
 import { createWorker } from './index';
+import { installMetricsRuntime } from './metrics';
 
 async function main(): Promise<void> {
   const config = workerConfigFromEnv();
   const deps = loadSecrets(config.files);
+  if (config.metricsAddress) installMetricsRuntime(config.metricsAddress);
   sshPool.setMaxConnections(config.sshMaxConnections);
   const connection = await NativeConnection.connect(config.temporal.options).catch((e: unknown) => {
     throw new Error(`cannot connect to Temporal at ${config.temporal.description}: ${(e as Error).message}`);
@@ -29,7 +31,7 @@ async function main(): Promise<void> {
     });
     const limits = Object.entries(config.limits).map(([k, v]) => `${k}=${v}`);
     process.stderr.write(
-      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.temporal.description} (${limits.length ? limits.join(', ') : "the SDK's default limits"}; at most ${config.sshMaxConnections} SSH connections)\n`,
+      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.temporal.description} (${limits.length ? limits.join(', ') : "the SDK's default limits"}; at most ${config.sshMaxConnections} SSH connections; ${config.metricsAddress ? `metrics on http://${config.metricsAddress}/metrics` : 'no metrics endpoint (STEWARD_METRICS_ADDRESS)'})\n`,
     );
     await worker.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
   } finally {

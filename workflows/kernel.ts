@@ -31,6 +31,7 @@ import {
 } from '@temporalio/workflow';
 import type { ActivityProfiles } from './profiles';
 import { type HostAccess, accessLine } from '../common/access';
+import { type OperationMetrics, operationMetrics } from './metrics';
 import { FailureType, innermostMessage } from '../common/errors';
 import { type QuorumVerdict, monitoringBlocker } from '../common/gate';
 import type { OperationType } from '../common/ids';
@@ -109,6 +110,8 @@ export interface GateSpec<T> {
   check: (o: ClusterObservation) => { blockers: string[]; value: T };
   /** Names the batch for people ("etcd4"), from the latest verdict. */
   label: (value: T) => string;
+  /** The health check after the last batch: no batch follows it (not counted as one). */
+  final?: boolean;
 }
 
 /** One entry of the compensation stack. */
@@ -137,9 +140,13 @@ export class OperationKernel {
   private approvals = new Set<number>();
   private waitingApproval: { batch: number; members: string[] } | null = null;
   private undos: Undo[] = [];
+  /** The operation's metrics (replay-safe; common/metrics.ts). */
+  readonly metrics: OperationMetrics;
 
   constructor(private readonly opts: KernelOptions) {
     const carried = opts.carried;
+    this.metrics = operationMetrics(opts.cluster, opts.operation);
+    if (!carried) this.metrics.started.add(1);
     this.memberStates = new Map(carried ? carried.memberStates : opts.members.map(([n, st]) => [n, st]));
     this.approvals = new Set(carried?.approvals ?? []);
     this.status = {
@@ -359,14 +366,27 @@ export class OperationKernel {
    * Call it through `interruptible` so an abort ends the wait.
    */
   async gate<T>(g: GateSpec<T>): Promise<{ observation: ClusterObservation; value: T }> {
+    this.phase('gate');
+    const opened = Date.now();
+    try {
+      const r = await this.gateLoop(g);
+      this.metrics.gateWaitSeconds.record((Date.now() - opened) / 1000);
+      if (!g.final) this.metrics.batches.add(1);
+      return r;
+    } finally {
+      this.metrics.gateWaiting.set(0);
+    }
+  }
+
+  private async gateLoop<T>(g: GateSpec<T>): Promise<{ observation: ClusterObservation; value: T }> {
     const s = this.status;
     const { gateTimeout, maxIndexSpread } = this.opts.policy;
-    this.phase('gate');
     let deadline = Date.now() + gateTimeout;
     let delay = 1_000;
     let approved = !g.needApproval;
     for (;;) {
       this.checkAbort();
+      this.metrics.gateWaiting.set(1); // again on each pass: a worker that replayed up to here emitted nothing
       if (this.historyLong()) await this.continueAsNew(g.batch);
       if (s.paused) {
         s.waitingFor = [`resume (paused${s.paused.by ? ` by ${s.paused.by}` : ''}${s.paused.reason ? `: ${s.paused.reason}` : ''})`];
@@ -497,16 +517,22 @@ export class OperationKernel {
       // Compensation must run to its end even when the workflow itself is being cancelled.
       const undoFailed = await CancellationScope.nonCancellable(async () => {
         if (failure) this.event(`failed during ${s.phase}${s.batch ? ` of ${s.batch.member}` : ''}: ${causeOf(failure)}`);
-        if (this.undos.some((u) => u.what)) this.phase('compensating');
+        if (this.undos.some((u) => u.what)) {
+          this.phase('compensating');
+          this.metrics.rollbacks.add(1);
+        }
         return this.compensate();
       });
       if (!failure && !undoFailed) {
         this.phase('aborted');
+        this.metrics.ended.add(1, { outcome: 'aborted' });
         this.event(`aborted: ${s.abort?.reason}${end.abortedNote ? `; ${end.abortedNote()}` : ''}`);
         if (cancelled) throw err;
         return end.result('aborted');
       }
       this.phase('failed');
+      this.metrics.ended.add(1, { outcome: 'failed' });
+      if (undoFailed) this.metrics.compensationFailures.add(1);
       const cause = failure ? causeOf(failure) : `aborted (${s.abort?.reason})`;
       let message = end.failureMessage(cause);
       if (undoFailed) {
@@ -520,6 +546,7 @@ export class OperationKernel {
   /** Marks the operation completed. */
   complete(message: string): void {
     this.phase('completed');
+    this.metrics.ended.add(1, { outcome: 'completed' });
     this.event(message);
   }
 }

@@ -104,6 +104,7 @@ export class MemberSteps {
     this.voters.push(m);
     k.setMember(m.name, 'added');
     k.event(`${m.name}: promoted to voting member${promoted.alreadyVoter ? ' (it already was)' : ''}; ${this.voters.length} voting members`);
+    k.metrics.learnerCatchUpSeconds.record(caught.tookMs / 1000);
     return { catchUpMs: caught.tookMs };
   }
 

@@ -177,7 +177,7 @@ export async function replaceMember(input: ReplaceMemberInput): Promise<ReplaceM
       k.phase('final-check');
       status.batch = null;
       const names = steps.names;
-      await k.gate({ batch: 2, endpoints: endpoints(steps.voters), needApproval: false, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: null }), label: () => 'final check' });
+      await k.gate({ final: true, batch: 2, endpoints: endpoints(steps.voters), needApproval: false, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: null }), label: () => 'final check' });
       k.complete(`completed: ${replace} replaced by ${neu.name} (${strategy}); ${names.length} voting members (${names.join(', ')}); every env file lists them`);
       return result('completed');
     },

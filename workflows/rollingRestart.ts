@@ -236,6 +236,7 @@ export async function rollingRestart(input: RollingRestartInput): Promise<Rollin
       status.batch = null;
       const askedFor = input.members;
       await k.gate({
+        final: true,
         batch: restarted.length,
         endpoints: endpoints(spec.members),
         needApproval: false,

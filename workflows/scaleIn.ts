@@ -123,7 +123,7 @@ export async function scaleIn(input: ScaleInInput): Promise<ScaleInResult> {
       k.phase('final-check');
       status.batch = null;
       const names = steps.names;
-      await k.gate({ batch: removed.length, endpoints: endpoints(steps.voters), needApproval: false, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: 'final check' }), label: (n) => n });
+      await k.gate({ final: true, batch: removed.length, endpoints: endpoints(steps.voters), needApproval: false, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: 'final check' }), label: (n) => n });
       const unclean = steps.retired.filter((h) => !h.cleaned).map((h) => h.member);
       k.complete(
         `completed: ${names.length} voting members (${names.join(', ')}); removed ${removed.join(', ')}; every staying member's env file lists exactly them` +

@@ -123,7 +123,7 @@ export async function scaleOut(input: ScaleOutInput): Promise<ScaleOutResult> {
       k.phase('final-check');
       status.batch = null;
       const names = steps.names;
-      await k.gate({ batch: add.length, endpoints: endpoints(steps.voters), needApproval: false, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: 'final check' }), label: (n) => n });
+      await k.gate({ final: true, batch: add.length, endpoints: endpoints(steps.voters), needApproval: false, check: (o) => ({ blockers: gateBlockers(o, { voters: names }, null), value: 'final check' }), label: (n) => n });
       // The last batch's config-sync already listed exactly these voters on every host.
       if (!patched(NO_FINAL_SYNC)) await act.step.syncConfig({ spec: steps.currentSpec(), members: steps.voters });
       k.complete(`completed: ${steps.voters.length} voting members (${names.join(', ')}); every env file lists them`);
