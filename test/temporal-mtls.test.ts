@@ -87,6 +87,18 @@ describe('Temporal through mTLS (nginx in front of the dev server)', () => {
   let bed: Bed;
   let worker: ChildProcess | undefined;
   let workerLog = '';
+  /** The worker's log lines that are JSON objects (all of them: a non-JSON line fails the test). */
+  const logLines = () =>
+    workerLog
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return assert.fail(`a worker log line is not JSON: ${l}`);
+        }
+      });
   let files: string;
   const f = (n: string) => join(files, n);
 
@@ -122,8 +134,12 @@ describe('Temporal through mTLS (nginx in front of the dev server)', () => {
     worker.stdout!.on('data', (d: Buffer) => (workerLog += d.toString()));
     worker.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
     await waitFor('the worker to poll', () => /polling task queue/.test(workerLog) || worker!.exitCode !== null, 60_000);
-    assert.match(workerLog, new RegExp(`polling task queue "etcd-steward" on 127\\.0\\.0\\.1:${PROXY_PORT} \\(mTLS\\), namespace default`), workerLog);
-    assert.match(workerLog, new RegExp(`metrics on http://${METRICS_ADDRESS.replace(/\./g, '\\.')}/metrics`), workerLog);
+    // stderr is not a terminal: one JSON object per line
+    const polling = logLines().find((l) => String(l.message).includes('polling task queue'));
+    assert.ok(polling, workerLog);
+    assert.match(String(polling.message), new RegExp(`polling task queue "etcd-steward" on 127\\.0\\.0\\.1:${PROXY_PORT} \\(mTLS\\), namespace default`));
+    assert.match(String(polling.message), new RegExp(`metrics on http://${METRICS_ADDRESS.replace(/\./g, '\\.')}/metrics`));
+    assert.equal(polling.level, 'INFO');
   });
 
   it('scale-out 3 → 4 from the CLI through the proxy; the worker talks to the proxy only', async () => {
@@ -131,6 +147,10 @@ describe('Temporal through mTLS (nginx in front of the dev server)', () => {
     assert.equal(r.code, 0, show(r));
     assert.match(r.stdout, /completed/, show(r));
     assert.equal((await bed.observe()).voters, 4);
+    // The operation's events in the worker's log, as JSON with the cluster, the operation, the step and the workflow id.
+    const done = await waitFor('the completion in the worker log', () => logLines().find((l) => String(l.message).startsWith('completed: 4 voting members')), 10_000);
+    assert.deepEqual([done.cluster, done.operation, done.step, done.workflowId, done.workflowType], ['mtls', 'scaleOut', 'completed', 'etcd-steward-mtls', 'scaleOut']);
+    assert.ok(logLines().some((l) => l.activityType === 'startMember' || (typeof l.message === 'string' && l.step === 'join')), 'no step or activity in the log lines');
     const remotes = remotesOf(worker!.pid!);
     assert.ok(remotes.includes(proxy.address), `the worker holds no connection to the proxy: ${remotes.join(', ')}`);
     assert.ok(!remotes.includes(temporal.address), `the worker reached the dev server directly: ${remotes.join(', ')}`);

@@ -5,7 +5,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps, type ActivityWrapper } from '../activities';
 import type { WorkerLimits } from './config';
-import { retryMetrics } from './metrics';
+import { retryMetrics } from './runtime';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 

@@ -7,19 +7,19 @@ import { closeSshPool, sshPool, sshPoolStats } from '../activities/ssh';
 import { loadSecrets, workerConfigFromEnv } from './config';
 import { holdAround, parseFaultHold } from './fault-injection';
 import { createWorker } from './index';
-import { installMetricsRuntime } from './metrics';
+import { installWorkerRuntime } from './runtime';
 
 async function main(): Promise<void> {
   const config = workerConfigFromEnv();
   const deps = loadSecrets(config.files);
-  if (config.metricsAddress) installMetricsRuntime(config.metricsAddress);
+  const log = installWorkerRuntime({ ...(config.metricsAddress ? { metricsAddress: config.metricsAddress } : {}) });
   sshPool.setMaxConnections(config.sshMaxConnections);
   const connection = await NativeConnection.connect(config.temporal.options).catch((e: unknown) => {
     throw new Error(`cannot connect to Temporal at ${config.temporal.description}: ${(e as Error).message}`);
   });
   try {
     const hold = parseFaultHold(process.env.STEWARD_TEST_FAULT_HOLD);
-    if (hold) process.stderr.write(`TEST FIXTURE: fault injection on: the first ${hold.activity} holds ${hold.point} its work\n`);
+    if (hold) log.warn(`TEST FIXTURE: fault injection on: the first ${hold.activity} holds ${hold.point} its work`);
     const worker = await createWorker({
       connection,
       namespace: config.temporal.namespace,
@@ -30,14 +30,16 @@ async function main(): Promise<void> {
       ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
     });
     const limits = Object.entries(config.limits).map(([k, v]) => `${k}=${v}`);
-    process.stderr.write(
-      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.temporal.description} (${limits.length ? limits.join(', ') : "the SDK's default limits"}; at most ${config.sshMaxConnections} SSH connections; ${config.metricsAddress ? `metrics on http://${config.metricsAddress}/metrics` : 'no metrics endpoint (STEWARD_METRICS_ADDRESS)'})\n`,
+    log.info(
+      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.temporal.description} (${limits.length ? limits.join(', ') : "the SDK's default limits"}; at most ${config.sshMaxConnections} SSH connections; ${config.metricsAddress ? `metrics on http://${config.metricsAddress}/metrics` : 'no metrics endpoint (STEWARD_METRICS_ADDRESS)'})`,
+      { taskQueue: config.taskQueue, namespace: config.temporal.namespace, temporal: config.temporal.description, ...(config.metricsAddress ? { metrics: config.metricsAddress } : {}) },
     );
     await worker.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
   } finally {
     const s = sshPoolStats();
-    process.stderr.write(
-      `etcd-steward worker stopped; SSH: ${s.commands} commands, ${s.connections} connections opened, ${s.reused} commands on a reused one, ${s.queued} waited for a channel or connection, ${s.evicted} evicted at the pool's cap, ${s.dropped} dropped\n`,
+    log.info(
+      `etcd-steward worker stopped; SSH: ${s.commands} commands, ${s.connections} connections opened, ${s.reused} commands on a reused one, ${s.queued} waited for a channel or connection, ${s.evicted} evicted at the pool's cap, ${s.dropped} dropped`,
+      { ssh: { ...s } },
     );
     await closeSshPool(); // the activities' pooled SSH connections (every activity has ended)
     await connection.close();

@@ -172,7 +172,7 @@ export class OperationKernel {
   event(message: string): void {
     this.status.events.push({ at: new Date().toISOString(), message });
     if (this.status.events.length > 50) this.status.events.shift();
-    log.info(message, { cluster: this.opts.cluster, operation: this.opts.operation });
+    log.info(message, { cluster: this.opts.cluster, operation: this.opts.operation, step: this.status.phase });
     this.publish();
   }
 
