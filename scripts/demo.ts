@@ -12,6 +12,9 @@
  * With --non-root the hosts refuse root logins and are reachable only through a bastion: the
  * worker logs in as `etcd-steward` with `become: sudo`, through the bastion (needs root to make
  * the bed's users, sudoers file and firewall rule), and reports how it reached them, observed.
+ * With --temporal-mtls every connection to Temporal (the worker's, the client's) goes through an
+ * mTLS proxy (nginx, client certificate required) in front of the dev server, the worker serves
+ * Prometheus metrics, and the summary says both, observed (this process's sockets, a scrape).
  */
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -24,7 +27,10 @@ import { type Operation, StewardClient, type OperationStatus } from '../client';
 import { approvalPolicies, type ApprovalPolicy } from '../spec/operations';
 import { Bed } from '../testbed';
 import { LivenessSampler } from '../testbed/liveness';
-import { connectionsTo } from '../testbed/procs';
+import { connectionsTo, remotesOf } from '../testbed/procs';
+import { type TlsProxy, startTemporalTlsProxy } from '../testbed/temporalTls';
+import { temporalConnection } from '../client/connection';
+import { prometheusRuntime } from '../worker/runtime';
 import { WriteLoad } from '../testbed/load';
 import { startTemporal } from '../testbed/temporal';
 import { createWorker } from '../worker';
@@ -39,13 +45,16 @@ const opts = new Command('demo')
   .option('--restart', 'after the scale-out, rolling-restart the 5 members under the same write load', false)
   .option('--scale-in', 'at the end, scale back 5 → 3 (removing the current leader among others) under the same write load', false)
   .option('--non-root', 'SSH as the unprivileged user etcd-steward with sudo, through a bastion (the hosts refuse root logins; the bastion is the only way in)', false)
+  .option('--temporal-mtls', 'connect the worker and the client to Temporal only through an mTLS proxy (nginx, client certificate required), and serve Prometheus metrics', false)
+  .option('--metrics-port <port>', 'with --temporal-mtls: the worker\'s Prometheus endpoint port on 127.0.0.1', (v) => Number(v), 19464)
   .option('--keep', 'leave the bed, the Temporal server and its Web UI running at the end', false)
   .option('--temporal-port <port>', 'Temporal frontend port', (v) => Number(v), 17233)
   .option('--ui-port <port>', 'Temporal Web UI port', (v) => Number(v), 18233)
   .parse()
-  .opts<{ approval: ApprovalPolicy; dataMb: number; rate: number; restart: boolean; scaleIn: boolean; nonRoot: boolean; keep: boolean; temporalPort: number; uiPort: number }>();
+  .opts<{ approval: ApprovalPolicy; dataMb: number; rate: number; restart: boolean; scaleIn: boolean; nonRoot: boolean; temporalMtls: boolean; metricsPort: number; keep: boolean; temporalPort: number; uiPort: number }>();
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
+const METRICS_ADDRESS = `127.0.0.1:${opts.metricsPort}`;
+Runtime.install({ logger: new DefaultLogger('WARN'), ...(opts.temporalMtls ? prometheusRuntime(METRICS_ADDRESS) : {}) });
 
 const t0 = Date.now();
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -71,16 +80,24 @@ async function main(): Promise<number> {
     }),
   );
   let temporal: Awaited<ReturnType<typeof startTemporal>> | undefined;
+  let proxy: TlsProxy | undefined;
   let connection: NativeConnection | undefined;
   let steward: StewardClient | undefined;
   let load: WriteLoad | undefined;
   try {
     temporal = await step('Temporal dev server and Web UI up', () => startTemporal({ dir: join(tmpdir(), 'etcd-steward-temporal'), port: opts.temporalPort, uiPort: opts.uiPort }));
-    connection = await NativeConnection.connect({ address: temporal.address });
+    proxy = opts.temporalMtls
+      ? await step(`mTLS proxy for Temporal up (nginx on 127.0.0.1:${opts.temporalPort + 210}, client certificate required)`, () =>
+          startTemporalTlsProxy({ dir: join(tmpdir(), 'etcd-steward-temporal-proxy'), port: opts.temporalPort + 210, upstream: temporal!.address }),
+        )
+      : undefined;
+    // How the worker and the client connect: through the proxy with TEMPORAL_TLS_*, or straight to the dev server.
+    const temporalSettings = temporalConnection(proxy ? { env: { ...proxy.env, HOME: tmpdir() } } : { address: temporal.address, env: { HOME: tmpdir() } });
+    connection = await NativeConnection.connect(temporalSettings.options);
     const worker = await step('worker ready', () =>
       createWorker({ connection: connection!, namespace: temporal!.namespace, taskQueue: DEFAULT_TASK_QUEUE, deps: { ssh: bed.sshIdentity, etcd: bed.etcdCredentials } }),
     );
-    steward = await StewardClient.connect({ address: temporal.address });
+    steward = await StewardClient.connect({ temporal: temporalSettings });
 
     load = new WriteLoad({ endpoints: bed.endpoints, credentials: bed.etcdCredentials, rate: opts.rate, maxDurationMs: 15 * 60_000 });
     if (opts.dataMb > 0) await step(`${opts.dataMb} MB of data written`, () => load!.prefill(opts.dataMb));
@@ -123,7 +140,8 @@ async function main(): Promise<number> {
     console.log(`cluster: ${health.voters} voting members (${names.join(', ')}), ${health.learners} learners, ${health.healthy ? 'healthy' : `NOT healthy: ${health.problems.join('; ')}`}`);
     console.log(`etcd version: ${versionsOf(health)} (as the members report it; the bed runs ${bed.etcd.label}: ETCD_VERSION=3.4|3.5|3.6|3.7)`);
     const accessOk = !opts.nonRoot || reportAccess(bed, accessEvents, sshOwners, rootRefused);
-    let restartOk = accessOk;
+    const temporalOk = !proxy || (await reportTemporal(proxy.address, temporal.address));
+    let restartOk = accessOk && temporalOk;
     if (opts.restart && ok && restartOk) restartOk = await rollingRestart(bed, steward, load);
     if (opts.scaleIn && ok && restartOk) restartOk = await scaleIn(bed, steward, load);
     const whole = await load.stop();
@@ -139,6 +157,7 @@ async function main(): Promise<number> {
     return ok && restartOk ? 0 : 1;
   } finally {
     await load?.stop();
+    if (!opts.keep) await proxy?.stop();
     await closeSshPool(); // the in-process worker's SSH connections
     await steward?.close();
     await connection?.close();
@@ -164,6 +183,27 @@ function reportAccess(bed: Bed, events: string[], owners: number[], rootRefused:
   if (ok) console.log(`access: user ${user} via bastion ${b.address}:${b.port}, sudo`);
   else console.log(`access: NOT as expected: ${missing.length ? `preflight did not report ${missing.join('; ')}` : ''}${owners.length === 0 ? ' no connection to the hosts\' sshd was seen' : ''}${direct ? ` ${direct} connection(s) to the hosts' sshd not from the bastion` : ''}${rootRefused.length < bed.hosts.length ? ` root could log in on some host` : ''}`);
   console.log(`  observed: ${owners.length} connection(s) to the hosts' sshd, ${owners.length - direct} of them the bastion's tunnels (user ${b.user}); a root login through the bastion refused by ${rootRefused.length} of ${bed.hosts.length} hosts`);
+  return ok;
+}
+
+/**
+ * `temporal: mTLS via <address>` when this process (worker and client) holds connections to the
+ * proxy and none to the dev server; `metrics: <N> etcd_steward_* series at <url>` from a scrape.
+ */
+async function reportTemporal(proxyAddress: string, serverAddress: string): Promise<boolean> {
+  const remotes = remotesOf(process.pid);
+  const viaProxy = remotes.filter((r) => r === proxyAddress).length;
+  const direct = remotes.filter((r) => r === serverAddress).length;
+  const url = `http://${METRICS_ADDRESS}/metrics`;
+  const text = await fetch(url).then(
+    (r) => r.text(),
+    () => '',
+  );
+  const series = new Set(text.split('\n').filter((l) => l.startsWith('etcd_steward_')).map((l) => l.replace(/ [^ ]+$/, ''))).size;
+  const ok = viaProxy > 0 && direct === 0 && series > 0;
+  console.log(ok ? `temporal: mTLS via ${proxyAddress}` : `temporal: NOT only through the proxy: ${viaProxy} connection(s) to ${proxyAddress}, ${direct} to the dev server ${serverAddress}`);
+  console.log(`  observed: this process (worker and client) holds ${viaProxy} connection(s) to the proxy and ${direct} to the dev server`);
+  console.log(`metrics: ${series} etcd_steward_* series at ${url}`);
   return ok;
 }
 

@@ -9,12 +9,13 @@
 // Its own ports and addresses (Temporal 27283/28283, proxy 27284, metrics 27285, hosts 127.26.0.x).
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Bed } from '../testbed';
 import { type TemporalServer, startTemporal } from '../testbed/temporal';
+import { remotesOf } from '../testbed/procs';
 import { type TlsProxy, startTemporalTlsProxy } from '../testbed/temporalTls';
 import { StewardClient, temporalConnection } from '../client';
 import { causeChain, waitFor } from './helpers';
@@ -58,28 +59,6 @@ function cli(args: string[], env: Record<string, string>, timeoutMs = 120_000): 
   });
 }
 const show = (r: Run) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
-
-/** The remote `a.b.c.d:port` of each TCP socket process `pid` holds (its fds matched to /proc/net/tcp by inode). */
-function remotesOf(pid: number): string[] {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.add(m[1]!);
-    } catch {
-      /* closed meanwhile */
-    }
-  }
-  const out: string[] = [];
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 10 || !inodes.has(f[9]!) || f[3] !== '01') continue;
-    const [ipHex, portHex] = f[2]!.split(':');
-    const ip = [3, 2, 1, 0].map((i) => parseInt(ipHex!.slice(i * 2, i * 2 + 2), 16)).join('.');
-    out.push(`${ip}:${parseInt(portHex!, 16)}`);
-  }
-  return out;
-}
 
 describe('Temporal through mTLS (nginx in front of the dev server)', () => {
   let temporal: TemporalServer;

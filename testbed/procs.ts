@@ -3,7 +3,7 @@
  * behind by a killed run is cleaned up by the next one), never anything found by name alone.
  */
 import { spawn, execFile } from 'node:child_process';
-import { openSync, readFileSync, readdirSync, writeFileSync, existsSync, closeSync } from 'node:fs';
+import { openSync, readFileSync, readdirSync, readlinkSync, writeFileSync, existsSync, closeSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -207,4 +207,25 @@ export async function bash(script: string, stdin?: string): Promise<string> {
     const err = e as Error & { stderr?: string };
     throw new Error(`local script failed: ${err.stderr?.trim() || err.message}`);
   }
+}
+
+/** The remote `a.b.c.d:port` of each TCP socket process `pid` holds (its fds matched to /proc/net/tcp by inode). */
+export function remotesOf(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  const out: string[] = [];
+  for (const f of procNetTcp()) {
+    if (f.length < 10 || !inodes.has(f[9]!) || f[3] !== '01') continue;
+    const [ipHex, portHex] = f[2]!.split(':');
+    const ip = [3, 2, 1, 0].map((i) => parseInt(ipHex!.slice(i * 2, i * 2 + 2), 16)).join('.');
+    out.push(`${ip}:${parseInt(portHex!, 16)}`);
+  }
+  return out;
 }
