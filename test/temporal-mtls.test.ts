@@ -6,10 +6,13 @@
 // certificate is refused with a message saying why; a missing certificate file is named.
 // The worker serves Prometheus metrics: etcd_steward_* counters move with a completed and a failed
 // operation, and no secret shows in a label or the log.
-// Its own ports and addresses (Temporal 27283/28283, proxy 27284, metrics 27285, hosts 127.26.0.x).
+// With OTEL_TRACES_EXPORTER=otlp the worker's workflow and activity spans reach an OTLP/HTTP
+// receiver (a small one in this test).
+// Its own ports and addresses (Temporal 27283/28283, proxy 27284, metrics 27285, OTLP 27286, hosts 127.26.0.x).
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type Server, createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,6 +27,7 @@ const ROOT = resolve(__dirname, '..');
 const TEMPORAL = { port: 27283, uiPort: 28283 };
 const PROXY_PORT = 27284;
 const METRICS_ADDRESS = '127.0.0.1:27285';
+const OTLP_PORT = 27286;
 
 /** The sum of the samples of `name` whose labels include `labels` (Prometheus text format). */
 function sample(text: string, name: string, labels: Record<string, string>): number | null {
@@ -80,9 +84,29 @@ describe('Temporal through mTLS (nginx in front of the dev server)', () => {
       });
   let files: string;
   const f = (n: string) => join(files, n);
+  /** What the OTLP receiver got: spans by name, with their resource's service.name. */
+  const spans: { name: string; service: string }[] = [];
+  let otlp: Server | undefined;
 
   before(async () => {
     files = mkdtempSync(join(tmpdir(), 'etcd-steward-mtls-'));
+    otlp = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        try {
+          const doc = JSON.parse(body) as { resourceSpans?: { resource?: { attributes?: { key: string; value: { stringValue?: string } }[] }; scopeSpans?: { spans?: { name: string }[] }[] }[] };
+          for (const rs of doc.resourceSpans ?? []) {
+            const service = rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
+            for (const ss of rs.scopeSpans ?? []) for (const sp of ss.spans ?? []) spans.push({ name: sp.name, service });
+          }
+        } catch {
+          /* not JSON: counted as nothing */
+        }
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((r) => otlp!.listen(OTLP_PORT, '127.0.0.1', r));
     temporal = await startTemporal({ dir: join(tmpdir(), 'etcd-steward-temporal-mtls'), ...TEMPORAL });
     proxy = await startTemporalTlsProxy({ dir: join(tmpdir(), 'etcd-steward-temporal-mtls-proxy'), port: PROXY_PORT, upstream: temporal.address });
     bed = await Bed.up({ hosts: 4, members: 3, net: '127.26.0', dir: join(tmpdir(), 'etcd-steward-bed-mtls'), name: 'mtls' });
@@ -91,6 +115,7 @@ describe('Temporal through mTLS (nginx in front of the dev server)', () => {
   });
   after(async () => {
     worker?.kill('SIGTERM');
+    otlp?.close();
     await bed?.down();
     await proxy?.stop();
     await temporal?.stop();
@@ -107,6 +132,9 @@ describe('Temporal through mTLS (nginx in front of the dev server)', () => {
         STEWARD_ETCD_CERT: bed.secretFiles.etcdCert,
         STEWARD_ETCD_KEY: bed.secretFiles.etcdKey,
         STEWARD_METRICS_ADDRESS: METRICS_ADDRESS,
+        OTEL_TRACES_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${OTLP_PORT}/v1/traces`,
+        OTEL_BSP_SCHEDULE_DELAY: '200',
       }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -174,6 +202,13 @@ describe('Temporal through mTLS (nginx in front of the dev server)', () => {
       assert.ok(!text.includes(body) && !workerLog.includes(body), 'key material in the metrics or the worker log');
     }
     assert.doesNotMatch(text + workerLog, /PRIVATE KEY/);
+  });
+
+  it('tracing (OTEL_TRACES_EXPORTER=otlp): the scale-out\'s workflow and activity spans reach the OTLP receiver', async () => {
+    await waitFor('spans of the scale-out', () => spans.some((s) => s.name === 'RunWorkflow:scaleOut') && spans.some((s) => s.name === 'RunActivity:startMember'), 30_000, 200);
+    const names = new Set(spans.map((s) => s.name));
+    for (const n of ['RunWorkflow:scaleOut', 'StartActivity:preflightScaleOut', 'RunActivity:preflightScaleOut', 'RunActivity:addLearner', 'RunActivity:promoteLearner']) assert.ok(names.has(n), `no span ${n} in: ${[...names].join(', ')}`);
+    assert.deepEqual([...new Set(spans.map((s) => s.service))], ['etcd-steward-worker']);
   });
 
   it('a CLI without a client certificate is refused, and says what it tried and what the server wants', async () => {

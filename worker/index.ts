@@ -6,6 +6,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, type ActivityDeps, type ActivityWrapper } from '../activities';
 import type { WorkerLimits } from './config';
 import { retryMetrics } from './runtime';
+import type { Tracing } from './tracing';
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
@@ -20,9 +21,14 @@ export interface CreateWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Concurrency limits (worker/config.ts, from STEWARD_MAX_*); absent ones take the SDK's defaults. */
   limits?: WorkerLimits;
+  /** OpenTelemetry tracing (worker/tracing.ts), when asked for. */
+  tracing?: Tracing['workerOptions'];
 }
 
-export function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
+export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
+  if (opts.tracing && opts.workflowBundle) {
+    throw new Error('tracing (OTEL_TRACES_EXPORTER=otlp) needs the workflows bundled with its interceptors at start: unset STEWARD_WORKFLOW_BUNDLE');
+  }
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
@@ -30,7 +36,11 @@ export function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(opts.deps, opts.around),
     // etcd-steward's activity metrics (retries by step); the workflows emit theirs themselves
-    interceptors: { activity: [retryMetrics] },
+    interceptors: {
+      activity: [retryMetrics, ...(opts.tracing?.interceptors.activity ?? [])],
+      ...(opts.tracing ? { workflowModules: opts.tracing.interceptors.workflowModules } : {}),
+    },
+    ...(opts.tracing?.sinks ? { sinks: opts.tracing.sinks } : {}),
     ...opts.limits,
   });
 }

@@ -8,12 +8,14 @@ import { loadSecrets, workerConfigFromEnv } from './config';
 import { holdAround, parseFaultHold } from './fault-injection';
 import { createWorker } from './index';
 import { installWorkerRuntime } from './runtime';
+import { startTracing, tracingWanted } from './tracing';
 
 async function main(): Promise<void> {
   const config = workerConfigFromEnv();
   const deps = loadSecrets(config.files);
   const log = installWorkerRuntime({ ...(config.metricsAddress ? { metricsAddress: config.metricsAddress } : {}) });
   sshPool.setMaxConnections(config.sshMaxConnections);
+  const tracing = tracingWanted() ? startTracing() : undefined;
   const connection = await NativeConnection.connect(config.temporal.options).catch((e: unknown) => {
     throw new Error(`cannot connect to Temporal at ${config.temporal.description}: ${(e as Error).message}`);
   });
@@ -27,11 +29,12 @@ async function main(): Promise<void> {
       deps,
       around: holdAround(hold),
       limits: config.limits,
+      ...(tracing ? { tracing: tracing.workerOptions } : {}),
       ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
     });
     const limits = Object.entries(config.limits).map(([k, v]) => `${k}=${v}`);
     log.info(
-      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.temporal.description} (${limits.length ? limits.join(', ') : "the SDK's default limits"}; at most ${config.sshMaxConnections} SSH connections; ${config.metricsAddress ? `metrics on http://${config.metricsAddress}/metrics` : 'no metrics endpoint (STEWARD_METRICS_ADDRESS)'})`,
+      `etcd-steward worker polling task queue "${config.taskQueue}" on ${config.temporal.description} (${limits.length ? limits.join(', ') : "the SDK's default limits"}; at most ${config.sshMaxConnections} SSH connections; ${config.metricsAddress ? `metrics on http://${config.metricsAddress}/metrics` : 'no metrics endpoint (STEWARD_METRICS_ADDRESS)'}; ${tracing ? 'tracing to OTLP' : 'no tracing (OTEL_TRACES_EXPORTER)'})`,
       { taskQueue: config.taskQueue, namespace: config.temporal.namespace, temporal: config.temporal.description, ...(config.metricsAddress ? { metrics: config.metricsAddress } : {}) },
     );
     await worker.run(); // the SDK shuts down gracefully on SIGINT/SIGTERM
@@ -42,6 +45,7 @@ async function main(): Promise<void> {
       { ssh: { ...s } },
     );
     await closeSshPool(); // the activities' pooled SSH connections (every activity has ended)
+    await tracing?.shutdown(); // the spans still buffered
     await connection.close();
   }
 }
