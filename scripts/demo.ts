@@ -85,10 +85,12 @@ async function main(): Promise<number> {
   let steward: StewardClient | undefined;
   let load: WriteLoad | undefined;
   try {
-    temporal = await step('Temporal dev server and Web UI up', () => startTemporal({ dir: join(tmpdir(), 'etcd-steward-temporal'), port: opts.temporalPort, uiPort: opts.uiPort }));
+    // Another port, another directory: a server recorded in a directory is stopped when the next one starts there.
+    const place = opts.temporalPort === 17233 ? '' : `-${opts.temporalPort}`;
+    temporal = await step('Temporal dev server and Web UI up', () => startTemporal({ dir: join(tmpdir(), `etcd-steward-temporal${place}`), port: opts.temporalPort, uiPort: opts.uiPort }));
     proxy = opts.temporalMtls
       ? await step(`mTLS proxy for Temporal up (nginx on 127.0.0.1:${opts.temporalPort + 210}, client certificate required)`, () =>
-          startTemporalTlsProxy({ dir: join(tmpdir(), 'etcd-steward-temporal-proxy'), port: opts.temporalPort + 210, upstream: temporal!.address }),
+          startTemporalTlsProxy({ dir: join(tmpdir(), `etcd-steward-temporal-proxy${place}`), port: opts.temporalPort + 210, upstream: temporal!.address }),
         )
       : undefined;
     // How the worker and the client connect: through the proxy with TEMPORAL_TLS_*, or straight to the dev server.
