@@ -100,7 +100,7 @@ describe('the operator CLI', () => {
     noStack(unknown);
     const nowhere = await cli(['--address', '127.21.0.250:27233', 'list']);
     assert.equal(nowhere.code, 1, show(nowhere));
-    assert.match(nowhere.stderr, /^cannot connect to Temporal at 127\.21\.0\.250:27233: /m, show(nowhere));
+    assert.match(nowhere.stderr, /^cannot connect to Temporal at 127\.21\.0\.250:27233 \(plaintext\), namespace default \(without TLS; .*\): .*\(set --address, TEMPORAL_ADDRESS or a --profile\)$/m, show(nowhere));
     noStack(nowhere);
   });
 
