@@ -30,7 +30,7 @@
  * STEWARD_MAX_CACHED_WORKFLOWS, STEWARD_SSH_MAX_CONNECTIONS) are passed on from this process's environment when set.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, setPriority, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -41,7 +41,7 @@ import { type Operation, StewardClient, type ScaleOutResult } from '../client';
 import { Bed } from '../testbed';
 import { historyTimes } from '../testbed/history';
 import { type LoadReport, type LoadWindow, WriteLoad } from '../testbed/load';
-import { readRecorded, record, sleep, stopProcesses } from '../testbed/procs';
+import { readRecorded, record, sleep, socketInodes, stopProcesses } from '../testbed/procs';
 import { startTemporal, type TemporalServer } from '../testbed/temporal';
 import { WORKER_LIMIT_DEFAULTS } from '../worker/config';
 import { writeWorkflowBundle } from './bundle';
@@ -220,20 +220,6 @@ function descendants(pid: number, tree?: Map<number, number[]>): number[] {
     for (const c of tree ? (tree.get(p) ?? []) : childrenOf(p)) {
       out.push(c);
       todo.push(c);
-    }
-  }
-  return out;
-}
-
-/** Socket inodes a process holds open. */
-function socketInodes(pid: number): Set<string> {
-  const out = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) out.add(m[1]!);
-    } catch {
-      /* closed meanwhile */
     }
   }
   return out;

@@ -115,9 +115,8 @@ export function spawnRecorded(dir: string, what: string, file: string, args: str
 
 /** Waits until a TCP port accepts connections. */
 export async function waitForPort(host: string, port: number, timeoutMs: number, what: string, logFile?: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
+  const connects = () =>
+    new Promise<boolean>((resolve) => {
       const s = createConnection({ host, port });
       s.once('connect', () => {
         s.destroy();
@@ -125,7 +124,13 @@ export async function waitForPort(host: string, port: number, timeoutMs: number,
       });
       s.once('error', () => resolve(false));
     });
-    if (ok) return;
+  await waitUntil(connects, host, port, timeoutMs, what, logFile);
+}
+
+/** Polls `up` every 100 ms; past the deadline, fails naming what did not listen, with its log's tail. */
+async function waitUntil(up: () => boolean | Promise<boolean>, host: string, port: number, timeoutMs: number, what: string, logFile?: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await up())) {
     if (Date.now() > deadline) {
       const tail = logFile && existsSync(logFile) ? `\n--- last lines of ${logFile} ---\n${readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n')}` : '';
       throw new Error(`${what} did not listen on ${host}:${port} within ${timeoutMs} ms${tail}`);
@@ -172,15 +177,8 @@ function procNetTcp(): string[][] {
 }
 
 /** waitForPort for a host our own connections may not reach (see `listening`). */
-export async function waitForListener(host: string, port: number, timeoutMs: number, what: string, logFile?: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!listening(host, port)) {
-    if (Date.now() > deadline) {
-      const tail = logFile && existsSync(logFile) ? `\n--- last lines of ${logFile} ---\n${readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n')}` : '';
-      throw new Error(`${what} did not listen on ${host}:${port} within ${timeoutMs} ms${tail}`);
-    }
-    await sleep(100);
-  }
+export function waitForListener(host: string, port: number, timeoutMs: number, what: string, logFile?: string): Promise<void> {
+  return waitUntil(() => listening(host, port), host, port, timeoutMs, what, logFile);
 }
 
 /** True when nothing listens on host:port. */
@@ -209,17 +207,23 @@ export async function bash(script: string, stdin?: string): Promise<string> {
   }
 }
 
-/** The remote `a.b.c.d:port` of each TCP socket process `pid` holds (its fds matched to /proc/net/tcp by inode). */
-export function remotesOf(pid: number): string[] {
-  const inodes = new Set<string>();
+/** The socket inodes a process holds open (its fds), to match against /proc/net/tcp. */
+export function socketInodes(pid: number): Set<string> {
+  const out = new Set<string>();
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     try {
       const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.add(m[1]!);
+      if (m) out.add(m[1]!);
     } catch {
       /* closed meanwhile */
     }
   }
+  return out;
+}
+
+/** The remote `a.b.c.d:port` of each established TCP connection process `pid` holds. */
+export function remotesOf(pid: number): string[] {
+  const inodes = socketInodes(pid);
   const out: string[] = [];
   for (const f of procNetTcp()) {
     if (f.length < 10 || !inodes.has(f[9]!) || f[3] !== '01') continue;
